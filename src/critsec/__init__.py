@@ -1,0 +1,26 @@
+"""critsec: see, prove and fix critical sections.
+
+One lock, counter and queue over threads, processes, coroutines (generator
+tasks) and asyncio -- obtained from :func:`runtime` by name -- and a lab
+(the ``critsec`` command) that runs the classic lesson for real.
+"""
+
+from ._errors import CritsecError, DeadlockError, Empty, Full, ShutDown, TaskError
+from ._runtime import RUNTIMES, Runtime, runtime
+from ._task import Task, task
+
+__all__ = [
+    "RUNTIMES",
+    "CritsecError",
+    "DeadlockError",
+    "Empty",
+    "Full",
+    "Runtime",
+    "ShutDown",
+    "Task",
+    "TaskError",
+    "runtime",
+    "task",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""The threads runtime: real ``threading`` threads sharing memory.
+
+The lock is ``threading.Lock`` itself. The counter's ``value`` is a plain
+read and a plain write: between them the interpreter may switch threads
+(the property call is a switch point even under the GIL), which is exactly
+how ``counter.value += 1`` loses updates without a lock.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Any
+
+from .._outcome import Outcome, collect
+from .._runtime import Runtime
+from .._task import Task
+from ._core import BlockingQueue, check_counter_value, check_maxsize
+
+__all__ = ["ThreadCounter", "ThreadQueue", "ThreadsRuntime"]
+
+
+class ThreadCounter:
+    """An integer shared by threads.
+
+    ``value`` reads or writes it; ``counter.value += 1`` is a read then a
+    write and is *not* atomic -- the race the lesson is about. ``add(delta)``
+    is atomic (it holds an internal lock) and returns the new value. Safe to
+    call from any thread; never blocks except briefly inside ``add``.
+    """
+
+    def __init__(self, initial: int = 0) -> None:
+        self._value = check_counter_value(initial)
+        self._lock = threading.Lock()
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    @value.setter
+    def value(self, new: int) -> None:
+        self._value = new
+
+    def add(self, delta: int) -> int:
+        """Atomically add ``delta``; return the new value."""
+        with self._lock:
+            self._value += delta
+            return self._value
+
+    def __repr__(self) -> str:
+        return f"<ThreadCounter value={self._value}>"
+
+
+class ThreadQueue(BlockingQueue[Any]):
+    """A FIFO queue for threads: ``queue.Queue`` with Python 3.13's
+    ``shutdown()`` on every Python. Any thread may call any method;
+    ``put``/``get``/``join`` block the calling thread only."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self.maxsize = check_maxsize(maxsize)
+        self._items: collections.deque[Any] = collections.deque()
+        self._init_sync(threading.Lock(), threading.Condition)
+
+    def _qsize(self) -> int:
+        return len(self._items)
+
+    def _put(self, item: Any) -> None:
+        self._items.append(item)
+
+    def _get(self) -> Any:
+        return self._items.popleft()
+
+
+class ThreadsRuntime(Runtime):
+    """Tasks are threads of this process; primitives live in its memory."""
+
+    name = "threads"
+    style = "blocking"
+
+    def lock(self) -> Any:
+        """``threading.Lock()``: any thread may release it."""
+        return threading.Lock()
+
+    def counter(self, initial: int = 0) -> ThreadCounter:
+        return ThreadCounter(initial)
+
+    def queue(self, maxsize: int = 0) -> ThreadQueue:
+        return ThreadQueue(maxsize)
+
+    def _run(self, tasks: list[Task], timeout: float | None) -> list[Any]:
+        outcomes = [Outcome() for _ in tasks]
+
+        def call(index: int, t: Task) -> None:
+            try:
+                outcomes[index].value = t.call()
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
+                outcomes[index] = Outcome.failure(exc)
+
+        # Daemon threads: a run that times out must not keep the interpreter
+        # alive; threads cannot be stopped from outside, only abandoned.
+        threads = [
+            threading.Thread(target=call, args=(i, t), name=t.name, daemon=True)
+            for i, t in enumerate(tasks)
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t, thread in zip(tasks, threads) if thread.is_alive()]
+        if alive:
+            raise TimeoutError(f"tasks still running after {timeout} s: {', '.join(alive)}")
+        return collect([t.name for t in tasks], outcomes)
