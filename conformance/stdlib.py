@@ -63,13 +63,17 @@ def suite_for(name: str) -> unittest.TestSuite:
 
     lock_class = type(rt.lock())
     if lock_class.__module__ != "_thread":  # threads' lock *is* threading.Lock
+
         class LockConformance(lock_tests.LockTests):  # type: ignore[misc, name-defined]
             locktype = staticmethod(rt.lock)
 
         for test in SKIP_LOCK:
             if hasattr(LockConformance, test):
-                setattr(LockConformance, test, unittest.skip("CPython implementation detail")(
-                    lambda self: None))
+                setattr(
+                    LockConformance,
+                    test,
+                    unittest.skip("CPython implementation detail")(lambda self: None),
+                )
         LockConformance.__name__ = LockConformance.__qualname__ = f"{name}.Lock"
         suites.append(unittest.defaultTestLoader.loadTestsFromTestCase(LockConformance))
     return unittest.TestSuite(suites)

@@ -40,10 +40,12 @@ class BlockingOps:
     @staticmethod
     def acquire(lock: Any, blocking: bool = True, timeout: float = -1) -> Generator[Any, Any, bool]:
         return lock.acquire(blocking, timeout)  # type: ignore[no-any-return]
-        yield  # noqa: unreachable - makes this a generator
+        yield  # unreachable: makes this a generator
 
     @staticmethod
-    def put(q: Any, item: Any, block: bool = True, timeout: float | None = None) -> Generator[Any, Any, None]:
+    def put(
+        q: Any, item: Any, block: bool = True, timeout: float | None = None
+    ) -> Generator[Any, Any, None]:
         q.put(item, block, timeout)
         return
         yield
@@ -68,7 +70,9 @@ class GeneratorOps:
         return (yield from lock.acquire(blocking, timeout))  # type: ignore[no-any-return]
 
     @staticmethod
-    def put(q: Any, item: Any, block: bool = True, timeout: float | None = None) -> Generator[Any, Any, None]:
+    def put(
+        q: Any, item: Any, block: bool = True, timeout: float | None = None
+    ) -> Generator[Any, Any, None]:
         yield from q.put(item, block, timeout)
 
     @staticmethod
@@ -96,6 +100,7 @@ class AsyncOps:
             if lock.locked():
                 return False
             timeout = 0
+
         async def attempt() -> bool:
             if timeout == -1:
                 return await lock.acquire()  # type: ignore[no-any-return]
@@ -104,31 +109,38 @@ class AsyncOps:
                     return await lock.acquire()  # type: ignore[no-any-return]
             except TimeoutError:
                 return False
+
         return (yield _Await(attempt))  # type: ignore[no-any-return]
 
     @staticmethod
-    def put(q: Any, item: Any, block: bool = True, timeout: float | None = None) -> Generator[Any, Any, None]:
+    def put(
+        q: Any, item: Any, block: bool = True, timeout: float | None = None
+    ) -> Generator[Any, Any, None]:
         if not block:
             q.put_nowait(item)
             return
+
         async def attempt() -> None:
             try:
                 async with asyncio.timeout(timeout):
                     await q.put(item)
             except TimeoutError:
                 raise critsec.Full from None
+
         yield _Await(attempt)
 
     @staticmethod
     def get(q: Any, block: bool = True, timeout: float | None = None) -> Generator[Any, Any, Any]:
         if not block:
             return q.get_nowait()
+
         async def attempt() -> Any:
             try:
                 async with asyncio.timeout(timeout):
                     return await q.get()
             except TimeoutError:
                 raise critsec.Empty from None
+
         return (yield _Await(attempt))
 
     @staticmethod
@@ -158,11 +170,14 @@ def adapt(body: Body, style: str) -> Callable[..., Any]:
     if style == "blocking":
         return BlockingTask(body)
     if style == "generator":
+
         def generator_task(*args: Any) -> Generator[Any, Any, Any]:
             return (yield from body(GeneratorOps, *args))
+
         generator_task.__name__ = generator_task.__qualname__ = body.__name__
         return generator_task
     if style == "async":
+
         async def async_task(*args: Any) -> Any:
             steps = body(AsyncOps, *args)
             send: Any = None
@@ -178,8 +193,9 @@ def adapt(body: Body, style: str) -> Callable[..., Any]:
                     continue
                 try:
                     send = await request.make()
-                except BaseException as exc:  # noqa: BLE001 - handed back into the body
+                except BaseException as exc:  # handed back into the body
                     error = exc
+
         async_task.__name__ = async_task.__qualname__ = body.__name__
         return async_task
     raise ValueError(f"unknown style {style!r}")

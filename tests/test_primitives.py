@@ -13,9 +13,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from portable import go
 
 import critsec
+
+from portable import go
 
 # -- task bodies (module level: the processes runtime pickles them) ---------
 

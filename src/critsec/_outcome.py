@@ -33,7 +33,7 @@ class Outcome:
 def collect(names: list[str], outcomes: list[Outcome]) -> list[Any]:
     """The tasks' values, or raise ``TaskError`` for the first that failed."""
     errors = []
-    for name, outcome in zip(names, outcomes):
+    for name, outcome in zip(names, outcomes, strict=True):
         if outcome.failed:
             error = TaskError(name, outcome.summary, outcome.details)
             error.__cause__ = outcome.error

@@ -94,7 +94,7 @@ class ThreadsRuntime(Runtime):
         def call(index: int, t: Task) -> None:
             try:
                 outcomes[index].value = t.call()
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
+            except BaseException as exc:  # reported to the caller of run()
                 outcomes[index] = Outcome.failure(exc)
 
         # Daemon threads: a run that times out must not keep the interpreter
@@ -108,7 +108,7 @@ class ThreadsRuntime(Runtime):
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        alive = [t.name for t, thread in zip(tasks, threads) if thread.is_alive()]
+        alive = [t.name for t, thread in zip(tasks, threads, strict=True) if thread.is_alive()]
         if alive:
             raise TimeoutError(f"tasks still running after {timeout} s: {', '.join(alive)}")
         return collect([t.name for t in tasks], outcomes)
