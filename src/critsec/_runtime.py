@@ -59,11 +59,15 @@ class Runtime(abc.ABC):
         bounds the whole run; past it ``TimeoutError`` names the tasks that
         had not finished.
         """
+        prepared = self._prepare(tasks, timeout)
+        return self._run(prepared, timeout) if prepared else []
+
+    @staticmethod
+    def _prepare(tasks: tuple[Task | Callable[..., Any], ...], timeout: float | None) -> list[Task]:
+        """Check ``run``'s arguments; the tasks, uniquely named."""
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        if not tasks:
-            return []
-        return self._run(as_tasks(tasks), timeout)
+        return as_tasks(tasks)
 
     @abc.abstractmethod
     def _run(self, tasks: list[Task], timeout: float | None) -> list[Any]: ...

@@ -286,14 +286,21 @@ class LockCore:
 
     Only one task runs at a time there, so ``_locked`` needs no protection;
     waiting is a yielded request for the ``UNLOCKED`` condition, which
-    ``release`` notifies. Not FIFO-fair: a task that arrives while a woken
-    waiter has not yet run may take the lock first (as with
+    ``release`` notifies. Unless ``_fair`` is set, a task that arrives
+    while a woken waiter has not yet run may take the lock first (as with
     ``threading.Lock``); the woken one simply waits again.
     """
 
     _locked: bool = False
+    #: FIFO-fair, like ``asyncio.Lock``: waiters get the lock in the order
+    #: they started waiting. Off by default, like ``threading.Lock``.
+    _fair: bool = False
 
     def _notify(self, condition: str, all: bool = False) -> None:
+        raise NotImplementedError
+
+    def _queued(self, condition: str) -> bool:
+        """Some task waits for ``condition``, or was woken and has not run yet."""
         raise NotImplementedError
 
     def _acquire_steps(self, blocking: bool, timeout: float) -> Steps[bool]:
@@ -302,15 +309,19 @@ class LockCore:
         if timeout < 0 and timeout != -1:
             raise ValueError("timeout value must be a non-negative number")
         deadline = None if timeout == -1 else time.monotonic() + timeout
+        # A fair lock that is free but promised to tasks already waiting is
+        # not taken past them: the newcomer queues behind.
+        overtaking = self._fair and self._queued(UNLOCKED)
         if not blocking:
-            if self._locked:
+            if self._locked or overtaking:
                 return False
         else:
-            while self._locked:
+            while self._locked or overtaking:
                 left = time_left(deadline)
                 if left is not None and left <= 0:
                     return False
                 yield UNLOCKED, left
+                overtaking = False
         self._locked = True
         return True
 
