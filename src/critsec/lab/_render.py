@@ -1,0 +1,89 @@
+"""Results as rich renderables, for people (machines get ``to_json()``)."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ._counter import CounterResult
+from ._demo import DemoStep
+from ._pipeline import PipelineResult
+
+__all__ = ["render_counter", "render_demo_step", "render_pipeline", "verdict"]
+
+
+def verdict(ok: bool | None) -> Text:
+    """PASS (green), FAIL (red) or "shown" for a run that is not judged."""
+    if ok is None:
+        return Text("shown", style="dim")
+    return Text("PASS", style="bold green") if ok else Text("FAIL", style="bold red")
+
+
+def render_counter(results: list[CounterResult]) -> RenderableType:
+    """A table of counter trials (all with the same settings) and a summary."""
+    first = results[0]
+    lock = "with lock" if first.lock else "no lock"
+    table = Table(
+        title=f"counter: {first.runtime}, {lock}, {first.tasks} tasks x {first.iterations:,}",
+        caption_justify="left",
+    )
+    for column in ("trial", "expected", "observed", "lost updates", "operations", "s", "ns/op"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            str(r.trial), f"{r.expected:,}", f"{r.observed:,}", f"{r.lost_updates:,}",
+            f"{r.operations:,}", f"{r.seconds:.3f}", f"{r.ns_per_op:,.0f}",
+        )
+    exact = sum(r.exact for r in results)
+    mean = sum(r.ns_per_op for r in results) / len(results)
+    table.caption = (
+        f"exact in {exact} of {len(results)} trials; "
+        f"most updates lost: {max(r.lost_updates for r in results):,}; "
+        f"mean {mean:,.0f} ns/op. lost updates = |expected - observed| (net)."
+    )
+    return table
+
+
+def render_pipeline(result: PipelineResult) -> RenderableType:
+    """A two-column table of one pipeline run."""
+    table = Table(title=f"pipeline: {result.runtime}", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    rows = [
+        ("producers / consumers", f"{result.producers} / {result.consumers}"),
+        ("items produced", f"{result.produced:,}"),
+        ("items consumed", f"{result.consumed:,}"),
+        ("lost", f"{result.lost:,}"),
+        ("duplicated", f"{result.duplicated:,}"),
+        ("max qsize / maxsize", f"{result.max_qsize} / {result.maxsize or 'unbounded'}"),
+        ("seconds", f"{result.seconds:.3f}"),
+        ("items per second", f"{result.items_per_s:,.0f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    table.add_row("verdict", verdict(result.ok))
+    return table
+
+
+def render_demo_step(step: DemoStep) -> RenderableType:
+    """A demo step: the lesson's claim, each run, the verdict and why."""
+    parts: list[RenderableType] = [
+        Text(f"Step {step.number}. {step.title}", style="bold"),
+        Text(f"Lesson: {step.claim}"),
+        Text(f"Ran:    {step.ran}"),
+    ]
+    if step.checks:
+        table = Table(box=None, padding=(0, 1), pad_edge=True)
+        for column, justify in (
+            ("run", "left"), ("expected", "right"), ("observed", "right"),
+            ("ns/op", "right"), ("", "left"),
+        ):
+            table.add_column(column, justify=justify, no_wrap=column == "run")  # type: ignore[arg-type]
+        for check in step.checks:
+            ns = "" if check.ns_per_op is None else f"{check.ns_per_op:,.0f}"
+            table.add_row(check.label, check.expected, check.observed, ns, verdict(check.ok))
+        parts.append(table)
+    parts.append(Text.assemble(verdict(step.passed), "  ", step.explanation))
+    parts.append(Text(""))
+    return Group(*parts)
