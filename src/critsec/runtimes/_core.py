@@ -29,6 +29,7 @@ pattern (:class:`LockCore`).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Generator
 from typing import Any, Generic, TypeVar
@@ -61,6 +62,18 @@ def check_timeout(block: bool, timeout: float | None) -> float | None:
 
 def time_left(deadline: float | None) -> float | None:
     return None if deadline is None else deadline - time.monotonic()
+
+
+def check_lock_args(blocking: bool, timeout: float) -> float | None:
+    """The deadline for ``acquire(blocking, timeout)``, checked as
+    ``threading.Lock.acquire`` checks it (-1: no deadline)."""
+    if timeout != -1 and not blocking:
+        raise ValueError("can't specify a timeout for a non-blocking call")
+    if timeout < 0 and timeout != -1:
+        raise ValueError("timeout value must be a non-negative number")
+    if timeout > threading.TIMEOUT_MAX:
+        raise OverflowError("timeout value is too large")
+    return None if timeout == -1 else time.monotonic() + timeout
 
 
 def check_maxsize(maxsize: int) -> int:
@@ -304,11 +317,7 @@ class LockCore:
         raise NotImplementedError
 
     def _acquire_steps(self, blocking: bool, timeout: float) -> Steps[bool]:
-        if timeout != -1 and not blocking:
-            raise ValueError("can't specify a timeout for a non-blocking call")
-        if timeout < 0 and timeout != -1:
-            raise ValueError("timeout value must be a non-negative number")
-        deadline = None if timeout == -1 else time.monotonic() + timeout
+        deadline = check_lock_args(blocking, timeout)
         # A fair lock that is free but promised to tasks already waiting is
         # not taken past them: the newcomer queues behind.
         overtaking = self._fair and self._queued(UNLOCKED)
