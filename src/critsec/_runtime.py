@@ -81,8 +81,9 @@ def runtime(name: str, **options: Any) -> Runtime:
     ``coroutines``, ``asyncio``.
 
     ``options`` go to that runtime: ``processes`` takes
-    ``start_method="fork"|"spawn"|"forkserver"``; ``coroutines`` takes
-    ``order="round-robin"|"random"`` and ``seed``.
+    ``start_method="fork"|"spawn"|"forkserver"`` (its ``queue()`` also
+    takes ``buffer_size``, the shared bytes that hold the pickled items);
+    ``coroutines`` takes ``order="round-robin"|"random"`` and ``seed``.
     """
     if not isinstance(name, str):
         raise TypeError(f"a runtime name is a str, got {type(name).__name__}")
