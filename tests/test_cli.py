@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import signal
 import subprocess
@@ -23,17 +22,6 @@ def critsec_cli(*args: str, timeout: float = 50) -> subprocess.CompletedProcess[
     )
 
 
-def needs(name: str) -> None:
-    """Skip while the runtime's module has not been written yet."""
-    module = critsec.RUNTIMES[name].split(":")[0]
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as missing:
-        if missing.name != module:
-            raise
-        pytest.skip(f"runtime {name!r} is not available yet")
-
-
 def records(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines()]
 
@@ -43,7 +31,6 @@ def records(stdout: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", list(critsec.RUNTIMES))
 def test_counter_with_lock_is_exact(name: str) -> None:
-    needs(name)
     done = critsec_cli(
         "counter", "--runtime", name, "--iterations", "500", "--trials", "2", "--json"
     )
@@ -60,7 +47,6 @@ def test_counter_with_lock_is_exact(name: str) -> None:
 
 
 def test_counter_without_lock_reports_net_lost_updates() -> None:
-    needs("coroutines")
     done = critsec_cli("counter", "-r", "coroutines", "--no-lock", "-n", "300", "--json")
     assert done.returncode == 0, done.stderr
     [trial] = records(done.stdout)
@@ -90,7 +76,6 @@ def test_counter_table_is_quiet_on_stderr_when_not_a_terminal() -> None:
 
 @pytest.mark.parametrize("name", list(critsec.RUNTIMES))
 def test_pipeline_delivers_each_item_once(name: str) -> None:
-    needs(name)
     done = critsec_cli(
         "pipeline", "-r", name, "--producers", "3", "--consumers", "2", "--items", "600",
         "--maxsize", "4", "--json",
@@ -182,8 +167,6 @@ def test_ctrl_c_exits_130_with_one_line() -> None:
 
 
 def test_demo_quick_passes_every_step() -> None:
-    for name in critsec.RUNTIMES:
-        needs(name)
     done = critsec_cli("demo", "--quick", timeout=55)
     assert done.returncode == 0, done.stdout + done.stderr
     for number in range(1, 6):

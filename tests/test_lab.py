@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import threading
 
 import pytest
@@ -10,19 +9,6 @@ import pytest
 import critsec
 from critsec import lab
 from critsec.lab._demo import PendingStep
-
-
-def runtime(name: str, **options: object) -> critsec.Runtime:
-    """The runtime, or a skip while its module has not been written yet."""
-    module = critsec.RUNTIMES[name].split(":")[0]
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as missing:
-        if missing.name != module:
-            raise
-        pytest.skip(f"runtime {name!r} is not available yet")
-    return critsec.runtime(name, **options)
-
 
 ALL = list(critsec.RUNTIMES)
 
@@ -55,14 +41,14 @@ def test_counter_split_adds_on_even_tasks_and_subtracts_one_more_on_odd(
     plan = lab.counter_tasks(tasks, 5)
     assert plan[0] == (5, 1)
     assert lab.INITIAL + sum(n * delta for n, delta in plan) == expected
-    result = lab.run_counter(runtime("threads"), lock=True, tasks=tasks, iterations=5)
+    result = lab.run_counter(critsec.runtime("threads"), lock=True, tasks=tasks, iterations=5)
     assert (result.expected, result.observed) == (expected, expected)
     assert result.operations == sum(n for n, _ in plan)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_counter_with_lock_is_exact_on_every_runtime(name: str) -> None:
-    result = lab.run_counter(runtime(name), lock=True, iterations=2_000)
+    result = lab.run_counter(critsec.runtime(name), lock=True, iterations=2_000)
     assert result.expected == 9
     assert result.observed == 9
     assert result.lost_updates == 0 and result.exact
@@ -78,21 +64,21 @@ def test_cooperative_counter_without_lock_loses_every_increment(name: str) -> No
     # The switch sits between read and write: with round-robin scheduling each
     # task only sees its own writes, and the subtracter, one step longer,
     # writes last.
-    result = lab.run_counter(runtime(name), lock=False, iterations=1_000)
+    result = lab.run_counter(critsec.runtime(name), lock=False, iterations=1_000)
     assert result.observed == lab.INITIAL - 1_001
     assert result.lost_updates == 1_000
 
 
 def test_threads_counter_without_lock_accounts_honestly() -> None:
     # Whether updates are lost is luck; the accounting is not.
-    result = lab.run_counter(runtime("threads"), lock=False, tasks=3, iterations=20_000)
+    result = lab.run_counter(critsec.runtime("threads"), lock=False, tasks=3, iterations=20_000)
     assert result.expected == lab.INITIAL + 2 * 20_000 - 20_001
     assert result.lost_updates == abs(result.expected - result.observed)
     assert lab.INITIAL - 20_001 <= result.observed <= lab.INITIAL + 40_000
 
 
 def test_lesson_coroutine_needs_no_lock() -> None:
-    rt = runtime("coroutines", order="random", seed=7)
+    rt = critsec.runtime("coroutines", order="random", seed=7)
     result = lab.run_counter(rt, lock=False, iterations=1_000, worker=lab.lesson_coroutine)
     assert result.exact
 
@@ -146,7 +132,11 @@ def test_pipeline_delivers_every_item_once_within_the_bound(
     name: str, producers: int, consumers: int, items: int, maxsize: int
 ) -> None:
     result = lab.run_pipeline(
-        runtime(name), producers=producers, consumers=consumers, items=items, maxsize=maxsize
+        critsec.runtime(name),
+        producers=producers,
+        consumers=consumers,
+        items=items,
+        maxsize=maxsize,
     )
     assert result.ok
     assert result.produced == result.consumed == items
@@ -162,7 +152,7 @@ def test_pipeline_delivers_every_item_once_within_the_bound(
 def test_lab_tasks_travel_to_spawned_processes() -> None:
     # spawn pickles every task and argument: the lab's task functions must be
     # module-level and their arguments picklable.
-    rt = runtime("processes", start_method="spawn")
+    rt = critsec.runtime("processes", start_method="spawn")
     assert lab.run_counter(rt, lock=True, iterations=200).exact
     assert lab.run_pipeline(rt, producers=2, consumers=1, items=50, maxsize=3).ok
 
@@ -181,7 +171,7 @@ def test_pipeline_result_flags_loss_duplication_and_overflow() -> None:
 def test_a_failing_producer_still_stops_the_consumers() -> None:
     # produce_blocking's `finally` shuts the queue down even when a put fails,
     # so the run ends with TaskError instead of consumers waiting forever.
-    rt = runtime("threads")
+    rt = critsec.runtime("threads")
     q = rt.queue(1)
     left = rt.counter(1)
     consumed: list[int] = []

@@ -90,6 +90,32 @@ def check_counter_value(value: int) -> int:
     return value
 
 
+class PlainCounter:
+    """An int counter in this process's memory: ``value`` is a plain read
+    or a plain write; ``add`` adds and returns the new value. Runtimes
+    decide what makes ``add`` atomic (nothing needs to, where tasks switch
+    only at ``yield``; a lock does, for threads)."""
+
+    def __init__(self, initial: int = 0) -> None:
+        self._value = check_counter_value(initial)
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    @value.setter
+    def value(self, new: int) -> None:
+        self._value = new
+
+    def add(self, delta: int) -> int:
+        """Add ``delta``; return the new value."""
+        self._value += delta
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} value={self._value}>"
+
+
 def run_nowait(steps: Steps[T]) -> T:
     """Run an operation that was asked not to block (it must not yield)."""
     try:

@@ -74,7 +74,7 @@ from .._errors import DeadlockError
 from .._outcome import Outcome, collect
 from .._runtime import Runtime
 from .._task import Task
-from ._core import LockCore, QueueCore, Steps, check_counter_value, check_maxsize, run_nowait
+from ._core import LockCore, PlainCounter, QueueCore, Steps, check_maxsize, run_nowait
 
 __all__ = [
     "Cooperative",
@@ -131,7 +131,7 @@ class Cooperative(Generic[W]):
         return bool(self._waiters[condition]) or self._woken[condition] > 0
 
 
-class CooperativeCounter:
+class CooperativeCounter(PlainCounter):
     """An integer shared by the tasks of a cooperative runtime (coroutines,
     asyncio).
 
@@ -141,25 +141,6 @@ class CooperativeCounter:
     a read and its write -- which is how lost updates are shown here. Never
     blocks; any task of the run may call it.
     """
-
-    def __init__(self, initial: int = 0) -> None:
-        self._value = check_counter_value(initial)
-
-    @property
-    def value(self) -> int:
-        return self._value
-
-    @value.setter
-    def value(self, new: int) -> None:
-        self._value = new
-
-    def add(self, delta: int) -> int:
-        """Add ``delta``; return the new value."""
-        self._value += delta
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} value={self._value}>"
 
 
 class CooperativeQueue(Cooperative[W], QueueCore[Any]):

@@ -16,12 +16,12 @@ from typing import Any
 from .._outcome import Outcome, collect
 from .._runtime import Runtime
 from .._task import Task
-from ._core import BlockingQueue, check_counter_value, check_maxsize
+from ._core import BlockingQueue, PlainCounter, check_maxsize
 
 __all__ = ["ThreadCounter", "ThreadQueue", "ThreadsRuntime"]
 
 
-class ThreadCounter:
+class ThreadCounter(PlainCounter):
     """An integer shared by threads.
 
     ``value`` reads or writes it; ``counter.value += 1`` is a read then a
@@ -31,25 +31,13 @@ class ThreadCounter:
     """
 
     def __init__(self, initial: int = 0) -> None:
-        self._value = check_counter_value(initial)
+        super().__init__(initial)
         self._lock = threading.Lock()
-
-    @property
-    def value(self) -> int:
-        return self._value
-
-    @value.setter
-    def value(self, new: int) -> None:
-        self._value = new
 
     def add(self, delta: int) -> int:
         """Atomically add ``delta``; return the new value."""
         with self._lock:
-            self._value += delta
-            return self._value
-
-    def __repr__(self) -> str:
-        return f"<ThreadCounter value={self._value}>"
+            return super().add(delta)
 
 
 class ThreadQueue(BlockingQueue[Any]):
