@@ -1,0 +1,72 @@
+"""What a driver is: the mechanics of running one schedule of one kind of task.
+
+The explorer knows three kinds of task -- plain functions run as real
+threads, generator functions switching at ``yield``, and ``async def``
+functions on an event loop -- and one driver for each. A driver runs one
+schedule: it calls ``setup()`` for fresh state, starts every task with that
+state, lets exactly one task run at a time, asks ``scheduler.branch`` at
+every switch point who runs next, records :class:`~._trace.Event` objects,
+and finally checks ``invariant(state)``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._scheduler import Scheduler
+from ._trace import Recorder
+
+__all__ = ["Driver", "RunOutcome", "describe_exception"]
+
+#: The kinds of failure a schedule can end in.
+FAILURE_KINDS = ("invariant", "exception", "deadlock")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How one schedule ended: ``kind`` None when it passed, else one of
+    ``FAILURE_KINDS``; ``message`` one line for people; ``detail`` a
+    traceback (exception) or who waits on what (deadlock)."""
+
+    kind: str | None = None
+    message: str = ""
+    detail: str = ""
+    task: int | None = None  # the task that raised, for kind "exception"
+
+
+def describe_exception(exc: BaseException) -> tuple[str, str]:
+    """(one line, full traceback) for an exception raised by a task."""
+    line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return line, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+class Driver:
+    """Runs one schedule of tasks of one kind. Subclasses implement ``run``."""
+
+    #: "threads", "generators" or "asyncio"
+    kind = ""
+
+    def run(
+        self,
+        setup: Callable[[], Any],
+        tasks: Sequence[Callable[[Any], Any]],
+        invariant: Callable[[Any], bool],
+        scheduler: Scheduler,
+        recorder: Recorder,
+    ) -> RunOutcome:
+        raise NotImplementedError
+
+    @staticmethod
+    def check_invariant(invariant: Callable[[Any], bool], state: Any) -> RunOutcome:
+        """The outcome of ``invariant(state)`` once every task finished."""
+        try:
+            holds = invariant(state)
+        except Exception as exc:
+            line, detail = describe_exception(exc)
+            return RunOutcome("invariant", f"the invariant raised {line}", detail)
+        if not holds:
+            return RunOutcome("invariant", f"the invariant does not hold: state is {state!r}")
+        return RunOutcome()

@@ -1,0 +1,270 @@
+"""``explore`` and ``replay``: search the schedules of a concurrent program
+for one that breaks it, and run that one again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._driver import Driver, RunOutcome
+from ._scheduler import (
+    ReplayStrategy,
+    Scheduler,
+    Strategy,
+    decode_schedule,
+    encode_schedule,
+    make_strategy,
+)
+from ._trace import Event, Recorder, render_json, render_table
+
+__all__ = ["GRANULARITIES", "Result", "explore", "replay"]
+
+#: Where a thread task may be switched: before any bytecode instruction of
+#: the user's code, or only where a new source line starts.
+GRANULARITIES = ("opcode", "line")
+
+_DRIVERS = {
+    "threads": "critsec.explore._threads:ThreadDriver",
+    "generators": "critsec.explore._generators:GeneratorDriver",
+    "asyncio": "critsec.explore._asyncio:AsyncioDriver",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """What ``explore`` (or ``replay``) found.
+
+    ``failed`` and ``kind`` (``"invariant"``, ``"exception"``,
+    ``"deadlock"``, or None); ``schedules`` run; ``exhausted``: every
+    schedule within the bound was tried (``dfs`` only), so a pass is a proof
+    within that bound; ``schedule``: the replay token of the failing
+    schedule (None on a pass); ``trace``: that schedule for people;
+    ``seed``: the seed used (pass it back to see the same schedules).
+    """
+
+    failed: bool
+    kind: str | None
+    schedules: int
+    exhausted: bool
+    schedule: str | None
+    trace: str
+    message: str
+    seed: int
+    strategy: str
+    seconds: float
+    task_names: tuple[str, ...] = ()
+    events: tuple[Event, ...] = field(default=(), repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The result and its trace as JSON-ready data, for reports and tools."""
+        return {
+            "failed": self.failed,
+            "kind": self.kind,
+            "message": self.message,
+            "schedules": self.schedules,
+            "exhausted": self.exhausted,
+            "schedule": self.schedule,
+            "seed": self.seed,
+            "strategy": self.strategy,
+            "seconds": self.seconds,
+            "trace": render_json(self.task_names, self.events) if self.failed else None,
+        }
+
+    def __str__(self) -> str:
+        if not self.failed:
+            proof = " (exhausted: a proof within the bound)" if self.exhausted else ""
+            return f"no failure in {self.schedules} schedules{proof}"
+        return (
+            f"{self.kind} failure after {self.schedules} schedules: {self.message}\n"
+            f"{self.trace}\nreplay with schedule {self.schedule!r}"
+        )
+
+
+def task_kind(tasks: Sequence[Callable[..., Any]]) -> str:
+    """Which driver runs these tasks: they must all be of one kind."""
+    if not tasks:
+        raise ValueError("explore needs at least one task")
+    kinds = set()
+    for t in tasks:
+        if not callable(t):
+            raise TypeError(f"a task must be callable, got {type(t).__name__}")
+        fn = inspect.unwrap(t)
+        if inspect.isgeneratorfunction(fn):
+            kinds.add("generators")
+        elif inspect.iscoroutinefunction(fn):
+            kinds.add("asyncio")
+        else:
+            kinds.add("threads")
+    if len(kinds) > 1:
+        raise TypeError(
+            f"tasks of different kinds cannot be explored together ({', '.join(sorted(kinds))}): "
+            "use all plain functions (threads), all generator functions, or all async functions"
+        )
+    return kinds.pop()
+
+
+def _driver(kind: str, granularity: str) -> Driver:
+    module, name = _DRIVERS[kind].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(granularity=granularity)  # type: ignore[no-any-return]
+
+
+def _names(tasks: Sequence[Callable[..., Any]]) -> tuple[str, ...]:
+    names = [getattr(t, "__name__", f"task{i}") for i, t in enumerate(tasks)]
+    return tuple(n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names))
+
+
+def _search(
+    setup: Callable[[], Any],
+    tasks: Sequence[Callable[..., Any]],
+    invariant: Callable[[Any], bool],
+    strategy: Strategy,
+    *,
+    max_schedules: int,
+    seed: int,
+    timeout: float | None,
+    granularity: str,
+    max_steps: int,
+) -> Result:
+    if granularity not in GRANULARITIES:
+        raise ValueError(
+            f"unknown granularity {granularity!r}; valid: {', '.join(GRANULARITIES)}"
+        )
+    if not callable(setup) or not callable(invariant):
+        raise TypeError("setup and invariant must be callables")
+    tasks = list(tasks)
+    driver = _driver(task_kind(tasks), granularity)
+    names = _names(tasks)
+    rng = random.Random(seed)
+    started = time.monotonic()
+    schedules = 0
+    exhausted = False
+    while schedules < max_schedules:
+        schedules += 1
+        strategy.begin(rng)
+        scheduler = Scheduler(strategy, max_steps)
+        recorder = Recorder()
+        outcome: RunOutcome = driver.run(setup, tasks, invariant, scheduler, recorder)
+        if outcome.kind is not None:
+            events = tuple(recorder.events)
+            return Result(
+                failed=True,
+                kind=outcome.kind,
+                schedules=schedules,
+                exhausted=False,
+                schedule=encode_schedule(scheduler.choices),
+                trace=render_table(names, events, outcome),
+                message=outcome.message,
+                seed=seed,
+                strategy=strategy.name,
+                seconds=time.monotonic() - started,
+                task_names=names,
+                events=events,
+            )
+        if not strategy.end(scheduler.steps):
+            exhausted = strategy.exhausted
+            break
+        if timeout is not None and time.monotonic() - started >= timeout:
+            break
+    return Result(
+        failed=False,
+        kind=None,
+        schedules=schedules,
+        exhausted=exhausted,
+        schedule=None,
+        trace="",
+        message="",
+        seed=seed,
+        strategy=strategy.name,
+        seconds=time.monotonic() - started,
+        task_names=names,
+    )
+
+
+def explore(
+    setup: Callable[[], Any],
+    tasks: Sequence[Callable[..., Any]],
+    invariant: Callable[[Any], bool],
+    *,
+    strategy: str = "pct",
+    max_schedules: int = 1000,
+    seed: int | None = None,
+    preemption_bound: int | None = None,
+    timeout: float | None = None,
+    granularity: str = "opcode",
+    max_steps: int = 100_000,
+    depth: int = 3,
+) -> Result:
+    """Run ``tasks`` under a controlled scheduler, schedule after schedule,
+    until one breaks ``invariant`` (or raises, or deadlocks).
+
+    Each schedule calls ``setup()`` for fresh shared state, runs every task
+    as ``task(state)`` -- plain functions as real threads switched between
+    bytecode instructions of your code, generator functions switched at
+    ``yield``, async functions switched at each step of the event loop --
+    and then checks ``invariant(state)``. Blocking primitives (locks,
+    conditions, queues, events, ...) are under the scheduler's control:
+    nothing really blocks and no timeout is guessed.
+
+    ``strategy``: ``"pct"`` (default), ``"random"`` or ``"dfs"``
+    (exhaustive, optionally bounded by ``preemption_bound``); ``seed``
+    makes the search reproducible (None: a fresh one, reported in the
+    result); ``max_schedules`` and ``timeout`` (seconds) bound the search;
+    ``max_steps`` bounds one schedule; ``depth`` is PCT's bug depth.
+    Blocks the calling thread until done.
+    """
+    if preemption_bound is not None and strategy != "dfs":
+        raise ValueError("preemption_bound applies to strategy='dfs' only")
+    if isinstance(max_schedules, bool) or not isinstance(max_schedules, int):
+        raise TypeError(f"max_schedules must be an int, got {type(max_schedules).__name__}")
+    if max_schedules < 1:
+        raise ValueError(f"max_schedules must be >= 1, got {max_schedules}")
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+    return _search(
+        setup,
+        tasks,
+        invariant,
+        make_strategy(strategy, preemption_bound=preemption_bound, depth=depth),
+        max_schedules=max_schedules,
+        seed=seed,
+        timeout=timeout,
+        granularity=granularity,
+        max_steps=max_steps,
+    )
+
+
+def replay(
+    setup: Callable[[], Any],
+    tasks: Sequence[Callable[..., Any]],
+    invariant: Callable[[Any], bool],
+    schedule: str,
+    *,
+    granularity: str = "opcode",
+    max_steps: int = 100_000,
+) -> Result:
+    """Run the one schedule ``schedule`` (a token from ``Result.schedule``)
+    again: the same failure, the same trace, every time -- as long as the
+    program and the Python running it are the same. Raises
+    :class:`~critsec.explore.ReplayMismatch` when the token does not fit.
+    """
+    choices = decode_schedule(schedule)
+    return _search(
+        setup,
+        tasks,
+        invariant,
+        ReplayStrategy(choices),
+        max_schedules=1,
+        seed=0,
+        timeout=None,
+        granularity=granularity,
+        max_steps=max_steps,
+    )

@@ -1,0 +1,341 @@
+"""The one chokepoint every switch between tasks passes through.
+
+Design
+------
+The explorer runs a program's tasks so that exactly one runs at a time and
+*every* point where another task could have run instead is a decision:
+``Scheduler.branch(runnable, current)``. Drivers (real threads stopped at
+bytecode boundaries, generator tasks at ``yield``, asyncio tasks at each
+ready callback) do the mechanics of suspending and resuming; the
+scheduler only decides, and records each decision. That split is loom's
+(``rt::branch``): one place to count steps, enforce limits, and write down
+the schedule so it can be replayed exactly.
+
+A *schedule* is the list of choices made where more than one task was
+runnable (forced moves are not recorded: they are the same on replay).
+Strategies differ only in how they choose:
+
+* ``random``: uniformly among the runnable tasks;
+* ``pct``: probabilistic concurrency testing (Burckhardt, Kothari,
+  Musuvathi, Nagarakatte, ASPLOS 2010): random task priorities, always run
+  the highest-priority runnable task, and lower the running task's priority
+  at ``depth - 1`` random change points. A bug of depth *d* among *n* tasks
+  and *k* steps is found with probability at least 1/(n k^(d-1)) per
+  schedule -- far better than random for bugs that need a few precise
+  preemptions;
+* ``dfs``: every schedule, depth first, optionally bounded by the number
+  of preemptions (switching away from a task that could have continued,
+  CHESS's bound). When the tree is exhausted the result says so: a pass is
+  then a proof, within the bound.
+
+All randomness flows from one ``random.Random(seed)``: the same seed gives
+the same schedules.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .._errors import CritsecError
+
+__all__ = [
+    "STRATEGIES",
+    "DFSStrategy",
+    "ExplorationLimit",
+    "PCTStrategy",
+    "RandomStrategy",
+    "ReplayMismatch",
+    "ReplayStrategy",
+    "Scheduler",
+    "Strategy",
+    "decode_schedule",
+    "encode_schedule",
+    "make_strategy",
+]
+
+
+class ExplorationLimit(CritsecError):
+    """One schedule took more steps than allowed (``max_steps``)."""
+
+
+class ReplayMismatch(CritsecError):
+    """A replay token does not fit the program: at some step the recorded
+    task was not runnable, or the program asked for more decisions than the
+    token holds. The program (or its Python) changed since the token was made."""
+
+
+# -- strategies ----------------------------------------------------------------
+
+
+class Strategy:
+    """How to choose among runnable tasks. One instance serves a whole
+    exploration: ``begin`` before each schedule, ``choose`` at each decision,
+    ``end`` after; ``end`` returns False when there is nothing left to try."""
+
+    name = ""
+
+    def begin(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        raise NotImplementedError
+
+    def end(self, steps: int) -> bool:
+        return True
+
+    @property
+    def exhausted(self) -> bool:
+        """True once every schedule (within the bound) was tried."""
+        return False
+
+
+class RandomStrategy(Strategy):
+    name = "random"
+
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        return self.rng.choice(runnable)
+
+
+class PCTStrategy(Strategy):
+    """PCT with bug depth ``depth`` (default 3: finds bugs that need up to two
+    well-placed preemptions with good probability)."""
+
+    name = "pct"
+
+    def __init__(self, depth: int = 3) -> None:
+        if depth < 1:
+            raise ValueError(f"pct depth must be >= 1, got {depth}")
+        self.depth = depth
+        self.expected_steps = 64  # grows to the longest schedule seen
+
+    def begin(self, rng: random.Random) -> None:
+        super().begin(rng)
+        self.priority: dict[int, float] = {}
+        self.step = 0
+        k = self.expected_steps
+        points = sorted(rng.sample(range(1, k + 1), min(self.depth - 1, k)))
+        self.change_points = {point: rank for rank, point in enumerate(points)}
+
+    def _priority(self, task: int) -> float:
+        if task not in self.priority:
+            # Initial priorities sit above every change-point priority.
+            self.priority[task] = self.depth + self.rng.random()
+        return self.priority[task]
+
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        self.step += 1
+        rank = self.change_points.get(self.step)
+        if rank is not None and current is not None:
+            self._priority(current)
+            # The i-th change point drops the running task to priority d-1-i.
+            self.priority[current] = self.depth - 1 - rank
+        return max(runnable, key=self._priority)
+
+    def end(self, steps: int) -> bool:
+        self.expected_steps = max(self.expected_steps, self.step)
+        return True
+
+
+@dataclass
+class _Node:
+    runnable: tuple[int, ...]
+    current: int | None
+    preemptions: int  # before this decision
+    tried: list[int] = field(default_factory=list)
+
+
+class DFSStrategy(Strategy):
+    """Every schedule, depth first. ``preemption_bound`` (None: no bound)
+    limits how often a schedule may switch away from a task that could go on."""
+
+    name = "dfs"
+
+    def __init__(self, preemption_bound: int | None = None) -> None:
+        if preemption_bound is not None and preemption_bound < 0:
+            raise ValueError(f"preemption_bound must be >= 0, got {preemption_bound}")
+        self.bound = preemption_bound
+        self.path: list[_Node] = []
+        self.prefix: list[int] = []  # choices to replay before branching anew
+        self.done = False
+
+    def begin(self, rng: random.Random) -> None:
+        super().begin(rng)
+        self.depth = 0
+        self.preemptions = 0
+
+    @staticmethod
+    def _preempts(choice: int, current: int | None, runnable: Sequence[int]) -> bool:
+        return current is not None and current in runnable and choice != current
+
+    def _allowed(self, node: _Node, choice: int) -> bool:
+        extra = 1 if self._preempts(choice, node.current, node.runnable) else 0
+        return self.bound is None or node.preemptions + extra <= self.bound
+
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        if self.depth < len(self.prefix):
+            choice = self.prefix[self.depth]
+            node = self.path[self.depth]
+            if tuple(runnable) != node.runnable:
+                raise ReplayMismatch(
+                    "the program is not deterministic: the same schedule prefix reached a "
+                    f"different set of runnable tasks ({node.runnable} then {tuple(runnable)}); "
+                    "dfs needs tasks whose only nondeterminism is the schedule"
+                )
+        else:
+            # New territory: keep running the current task if it can (no preemption).
+            choice = current if current is not None and current in runnable else min(runnable)
+            node = _Node(tuple(runnable), current, self.preemptions)
+            node.tried.append(choice)
+            self.path.append(node)
+        if self._preempts(choice, current, runnable):
+            self.preemptions += 1
+        self.depth += 1
+        return choice
+
+    def end(self, steps: int) -> bool:
+        del self.path[self.depth :]  # decisions past a failure are not ours to revisit
+        while self.path:
+            node = self.path[-1]
+            untried = [
+                t for t in node.runnable if t not in node.tried and self._allowed(node, t)
+            ]
+            if untried:
+                node.tried.append(untried[0])
+                self.prefix = [n.tried[-1] for n in self.path]
+                return True
+            self.path.pop()
+        self.done = True
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.done
+
+
+class ReplayStrategy(Strategy):
+    """Makes exactly the recorded choices."""
+
+    name = "replay"
+
+    def __init__(self, choices: Sequence[int]) -> None:
+        self.choices = list(choices)
+
+    def begin(self, rng: random.Random) -> None:
+        super().begin(rng)
+        self.at = 0
+
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        if self.at >= len(self.choices):
+            raise ReplayMismatch(
+                f"the schedule ends after {len(self.choices)} decisions but the program "
+                "asks for more: it changed since the token was made"
+            )
+        choice = self.choices[self.at]
+        if choice not in runnable:
+            raise ReplayMismatch(
+                f"decision {self.at + 1}: the schedule runs task {choice}, but only "
+                f"{list(runnable)} can run: the program changed since the token was made"
+            )
+        self.at += 1
+        return choice
+
+
+STRATEGIES = ("random", "pct", "dfs")
+
+
+def make_strategy(
+    name: str, *, preemption_bound: int | None = None, depth: int = 3
+) -> Strategy:
+    if name == "random":
+        return RandomStrategy()
+    if name == "pct":
+        return PCTStrategy(depth)
+    if name == "dfs":
+        return DFSStrategy(preemption_bound)
+    raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
+
+
+# -- the scheduler -------------------------------------------------------------
+
+
+class Scheduler:
+    """Decides, at every switch point of one schedule, which task runs next.
+
+    ``branch`` is the only place a decision is made; drivers call it with
+    the tasks that can run now and the one that ran last. Forced moves (one
+    runnable task) are not recorded. ``max_steps`` bounds one schedule.
+    """
+
+    def __init__(self, strategy: Strategy, max_steps: int = 100_000) -> None:
+        self.strategy = strategy
+        self.max_steps = max_steps
+        self.steps = 0
+        self.choices: list[int] = []
+
+    def branch(self, runnable: Sequence[int], current: int | None) -> int:
+        if not runnable:
+            raise ValueError("branch() needs at least one runnable task")
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise ExplorationLimit(
+                f"one schedule exceeded {self.max_steps} steps. This is often caused by a "
+                "task that waits by spinning (a busy loop re-checking a flag) instead of "
+                "blocking on a lock, condition or queue; or raise max_steps"
+            )
+        if len(runnable) == 1:
+            return runnable[0]
+        choice = self.strategy.choose(runnable, current)
+        self.choices.append(choice)
+        return choice
+
+
+# -- replay tokens ---------------------------------------------------------------
+
+_TOKEN_PREFIX = "cs1-"
+
+
+def encode_schedule(choices: Sequence[int]) -> str:
+    """A short printable token for a schedule (run-length coded, compressed)."""
+    runs: list[int] = []
+    for choice in choices:
+        if runs and runs[-2] == choice:
+            runs[-1] += 1
+        else:
+            runs += [choice, 1]
+    raw = bytearray()
+    for number in runs:  # unsigned LEB128 varints
+        while True:
+            byte, number = number & 0x7F, number >> 7
+            raw.append(byte | (0x80 if number else 0))
+            if not number:
+                break
+    packed = base64.urlsafe_b64encode(zlib.compress(bytes(raw), 9)).decode().rstrip("=")
+    return _TOKEN_PREFIX + packed
+
+
+def decode_schedule(token: str) -> list[int]:
+    """The choices a token holds; ``ValueError`` for anything that is not one."""
+    if not isinstance(token, str) or not token.startswith(_TOKEN_PREFIX):
+        raise ValueError(f"not a critsec schedule token (they start with {_TOKEN_PREFIX!r})")
+    body = token[len(_TOKEN_PREFIX) :]
+    try:
+        raw = zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, zlib.error) as exc:
+        raise ValueError(f"damaged schedule token: {exc}") from None
+    numbers, number, shift = [], 0, 0
+    for byte in raw:
+        number |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            numbers.append(number)
+            number, shift = 0, 0
+    if shift or len(numbers) % 2:
+        raise ValueError("damaged schedule token: truncated")
+    choices: list[int] = []
+    for task, count in zip(numbers[::2], numbers[1::2], strict=True):
+        choices += [task] * count
+    return choices
