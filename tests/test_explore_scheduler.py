@@ -1,0 +1,165 @@
+"""The scheduler and its strategies, on a simulated program.
+
+A "program" here is just how many steps each task has left; ``simulate``
+plays one schedule through ``Scheduler.branch`` exactly as a driver would.
+That isolates the decision logic from any real threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from critsec.explore._scheduler import (
+    DFSStrategy,
+    ExplorationLimit,
+    PCTStrategy,
+    RandomStrategy,
+    ReplayMismatch,
+    ReplayStrategy,
+    Scheduler,
+    Strategy,
+    decode_schedule,
+    encode_schedule,
+    make_strategy,
+)
+
+
+def simulate(
+    strategy: Strategy, steps: list[int], rng: random.Random
+) -> tuple[list[int], list[int]]:
+    """Run one schedule of tasks with ``steps`` steps each; return the order
+    in which tasks ran and the recorded choices."""
+    strategy.begin(rng)
+    scheduler = Scheduler(strategy)
+    left = list(steps)
+    current = None
+    order = []
+    while any(left):
+        runnable = [t for t, n in enumerate(left) if n]
+        current = scheduler.branch(runnable, current)
+        left[current] -= 1
+        order.append(current)
+    strategy.end(scheduler.steps)
+    return order, scheduler.choices
+
+
+def all_schedules(
+    strategy: Strategy, steps: list[int], limit: int = 10_000
+) -> list[tuple[int, ...]]:
+    rng = random.Random(0)
+    seen = []
+    for _ in range(limit):
+        order, _ = simulate(strategy, steps, rng)
+        seen.append(tuple(order))
+        if strategy.exhausted:
+            return seen
+    raise AssertionError("dfs did not finish")
+
+
+def interleavings(steps: list[int]) -> set[tuple[int, ...]]:
+    """Every order of the tasks' steps (the oracle, by brute force)."""
+    labels = [t for t, n in enumerate(steps) for _ in range(n)]
+    return set(itertools.permutations(labels))
+
+
+def preemptions(order: tuple[int, ...], steps: list[int]) -> int:
+    left = list(steps)
+    count = 0
+    for previous, task in itertools.pairwise(order):
+        left[previous] -= 1
+        if task != previous and left[previous]:
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize("steps", [[2, 2], [3, 1], [2, 2, 1], [1, 1, 1]])
+def test_dfs_visits_every_interleaving_once(steps: list[int]) -> None:
+    seen = all_schedules(DFSStrategy(), steps)
+    assert len(seen) == len(set(seen))
+    assert set(seen) == interleavings(steps)
+
+
+@pytest.mark.parametrize("bound", [0, 1, 2])
+def test_dfs_preemption_bound_keeps_exactly_the_schedules_within_it(bound: int) -> None:
+    steps = [2, 2, 1]
+    seen = all_schedules(DFSStrategy(bound), steps)
+    assert len(seen) == len(set(seen))
+    expected = {o for o in interleavings(steps) if preemptions(o, steps) <= bound}
+    assert set(seen) == expected
+
+
+def test_same_seed_same_schedules() -> None:
+    for make in (RandomStrategy, PCTStrategy):
+        runs = []
+        for _ in range(2):
+            rng, strategy = random.Random(42), make()
+            runs.append([simulate(strategy, [5, 5, 5], rng)[0] for _ in range(20)])
+        assert runs[0] == runs[1]
+        assert len({tuple(order) for order in runs[0]}) > 1  # it does explore
+
+
+def test_pct_depth_one_never_preempts() -> None:
+    # Without change points PCT runs the highest-priority task to its end.
+    strategy, rng = PCTStrategy(depth=1), random.Random(3)
+    for _ in range(20):
+        order, _ = simulate(strategy, [3, 3, 2], rng)
+        assert preemptions(tuple(order), [3, 3, 2]) == 0
+
+
+def test_pct_depth_two_finds_a_single_preemption() -> None:
+    # A bug of depth 2 (one preemption at one exact point) must turn up.
+    strategy, rng = PCTStrategy(depth=2), random.Random(7)
+    wanted = (0, 1, 1, 1, 0, 0)
+    orders = {tuple(simulate(strategy, [3, 3], rng)[0]) for _ in range(400)}
+    assert wanted in orders
+
+
+def test_forced_moves_are_not_recorded_and_replay_reproduces() -> None:
+    order, choices = simulate(RandomStrategy(), [4, 1], random.Random(5))
+    assert len(choices) < len(order)  # after task 1 ends, task 0 runs without a decision
+    replay = ReplayStrategy(decode_schedule(encode_schedule(choices)))
+    replayed, again = simulate(replay, [4, 1], random.Random(99))
+    assert (replayed, again) == (order, choices)
+
+
+def test_replay_detects_a_token_that_does_not_fit() -> None:
+    with pytest.raises(ReplayMismatch, match="only"):
+        simulate(ReplayStrategy([2]), [1, 1], random.Random(0))
+    with pytest.raises(ReplayMismatch, match="asks for more"):
+        simulate(ReplayStrategy([]), [1, 1], random.Random(0))
+
+
+def test_step_limit_suggests_the_cause() -> None:
+    scheduler = Scheduler(RandomStrategy(), max_steps=3)
+    scheduler.strategy.begin(random.Random(0))
+    for _ in range(3):
+        scheduler.branch([0, 1], 0)
+    with pytest.raises(ExplorationLimit, match="spinning"):
+        scheduler.branch([0, 1], 0)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=300), max_size=200))
+def test_tokens_round_trip(choices: list[int]) -> None:
+    token = encode_schedule(choices)
+    assert token.startswith("cs1-") and token.isprintable() and " " not in token
+    assert decode_schedule(token) == choices
+
+
+@pytest.mark.parametrize("token", ["", "cs1-", "cs1-!!!", "nope", "cs1-eNoDAAAAAA"])
+def test_damaged_tokens_are_rejected(token: str) -> None:
+    with pytest.raises(ValueError):
+        decode_schedule(token)
+
+
+def test_bad_strategy_options() -> None:
+    with pytest.raises(ValueError, match="valid strategies"):
+        make_strategy("bfs")
+    with pytest.raises(ValueError):
+        DFSStrategy(-1)
+    with pytest.raises(ValueError):
+        PCTStrategy(0)
