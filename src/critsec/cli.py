@@ -4,22 +4,33 @@ A thin layer over :mod:`critsec.lab`: parse options, run, print. Results go
 to stdout (a rich table, or one JSON object per line with ``--json``);
 errors go to stderr as one line. Exit status: 0 when the run behaved as
 critsec promises, 1 when a promise was broken (a locked counter that is not
-exact, a pipeline that lost or duplicated an item, a demo step that failed)
-or a task failed, 2 for bad usage, 130 on Ctrl-C.
+exact, a pipeline that lost or duplicated an item, a demo step that failed,
+a schedule ``explore`` found breaking the user's invariant) or a task
+failed, 2 for bad usage, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
+import os
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import click
 from rich.console import Console
 
 import critsec
+from critsec import explore as explorer
 from critsec import lab
+from critsec.explore._explore import task_kind
+from critsec.explore._scheduler import decode_schedule
+from critsec.explore._trace import summary
 from critsec.lab._progress import progress
 from critsec.lab._render import render_counter, render_demo_step, render_pipeline
 
@@ -32,7 +43,9 @@ def _count_option(minimum: int, kind: str) -> dict[str, Any]:
     """Keyword arguments for a ``click.option`` taking an integer >= ``minimum``;
     anything else gets a one-line complaint naming ``kind``."""
 
-    def convert(ctx: click.Context, param: click.Parameter, value: str | int) -> int:
+    def convert(ctx: click.Context, param: click.Parameter, value: str | int | None) -> int | None:
+        if value is None:  # an option left out that has no default
+            return None
         try:
             number = int(value)
         except ValueError:
@@ -178,9 +191,197 @@ def demo(quick: bool) -> int:
             track(f"step {pending.number}/{len(steps)}: {pending.title}")
             step = pending.run()
         console.print(render_demo_step(step))
+        if step.trace:
+            # As it is: the trace fits 100 columns; wrapping its rows would
+            # scramble the columns (the terminal may still fold them).
+            console.print(step.trace, markup=False, highlight=False, soft_wrap=True)
+            console.print()
         passed += step.passed
     console.print(f"{passed} of {len(steps)} steps behave as the lesson says.")
     return 0 if passed == len(steps) else 1
+
+
+# -- explore ----------------------------------------------------------------------------
+
+#: What a scenario is made of (see ``explore --help``).
+SCENARIO_PARTS = ("setup", "tasks", "invariant")
+
+Scenario = tuple[Callable[[], Any], list[Callable[..., Any]], Callable[[Any], bool]]
+
+
+def _import_target(target: str) -> ModuleType:
+    """The user's file (``path/to/file.py``) or module (``package.module``),
+    imported as ``python file.py`` / ``python -m module`` would find it."""
+    try:
+        if not (target.endswith(".py") or "/" in target or os.sep in target):
+            sys.path.insert(0, os.getcwd())  # as `python -m` does
+            return importlib.import_module(target)
+        path = Path(target)
+        if not path.is_file():
+            raise click.UsageError(f"no such file: {target}")
+        # The file's own directory first, so that it can import its neighbours.
+        sys.path.insert(0, str(path.resolve().parent))
+        # A private module name: the file's stem might shadow a real module
+        # ("queue.py"); registered so that dataclasses and pickle find it.
+        spec = importlib.util.spec_from_file_location("__critsec_scenario__", path)
+        if spec is None or spec.loader is None:
+            raise click.UsageError(f"cannot load {target} as Python")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+    except click.UsageError:
+        raise
+    except ModuleNotFoundError as error:
+        if error.name is not None and target.startswith(error.name):
+            raise click.UsageError(f"no such module: {target}") from None
+        raise click.UsageError(f"cannot import {target}: {_exception_line(error)}") from None
+    except Exception as error:  # the user's module failed to run: say where, not how
+        raise click.UsageError(f"cannot import {target}: {_exception_line(error)}") from None
+
+
+def _exception_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _parts(value: Any) -> tuple[Any, Any, Any] | None:
+    """(setup, tasks, invariant) from a 3-tuple, a mapping with those keys,
+    or any object (a module, a class, an instance) with those attributes."""
+    if isinstance(value, tuple) and len(value) == 3:
+        return value[0], value[1], value[2]
+    if isinstance(value, Mapping) and all(part in value for part in SCENARIO_PARTS):
+        return value["setup"], value["tasks"], value["invariant"]
+    if all(hasattr(value, part) for part in SCENARIO_PARTS):
+        return value.setup, value.tasks, value.invariant
+    return None
+
+
+def load_scenario(spec: str) -> Scenario:
+    """The scenario ``FILE_OR_MODULE:NAME`` names, checked. Raises
+    ``click.UsageError`` (one line) for anything that is not one.
+
+    NAME (dotted for an attribute of an attribute) must be a
+    ``(setup, tasks, invariant)`` tuple, a dict or object with those three
+    names, or a function taking no arguments that returns one of those.
+    Imports the user's code: main thread, command line only."""
+    target, colon, name = spec.rpartition(":")
+    if not colon or not target or not name:
+        raise click.UsageError(f"the scenario must be FILE_OR_MODULE:NAME, got {spec!r}")
+    value: Any = _import_target(target)
+    for attribute in name.split("."):
+        if not hasattr(value, attribute):
+            raise click.UsageError(f"{target} has no {name!r}")
+        value = getattr(value, attribute)
+    parts = _parts(value)
+    if parts is None and callable(value):
+        try:
+            parts = _parts(value())
+        except TypeError as error:  # a function that wants arguments: a shape error
+            raise click.UsageError(f"{name}() failed: {_exception_line(error)}; "
+                                   "a scenario function takes no arguments") from None
+        except Exception as error:
+            raise click.UsageError(f"{name}() failed: {_exception_line(error)}") from None
+    if parts is None:
+        raise click.UsageError(
+            f"{name} is not a scenario: it must be a (setup, tasks, invariant) tuple, a dict or "
+            "object with setup, tasks and invariant, or a function returning one"
+        )
+    setup, tasks, invariant = parts
+    if not callable(setup) or not callable(invariant):
+        raise click.UsageError(f"{name}: setup and invariant must be callables")
+    if isinstance(tasks, str | bytes) or not isinstance(tasks, Sequence) or not tasks:
+        raise click.UsageError(f"{name}: tasks must be a non-empty list of functions")
+    try:
+        task_kind(tasks)  # every task callable, all of one kind
+    except (TypeError, ValueError) as error:
+        raise click.UsageError(f"{name}: {error}") from None
+    return setup, list(tasks), invariant
+
+
+def _strategy_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and value not in explorer.STRATEGIES:
+        raise click.BadParameter(
+            f"must be one of {', '.join(explorer.STRATEGIES)}, got {value!r}")
+    return value
+
+
+def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            decode_schedule(value)
+        except ValueError as error:
+            raise click.BadParameter(f"must be a token a failure printed ({error})") from None
+    return value
+
+
+@cli.command(name="explore")
+@click.argument("scenario", metavar="FILE_OR_MODULE:NAME")
+@click.option("--strategy", "-s", metavar="S", callback=_strategy_name,
+              help=f"How to pick schedules: {', '.join(explorer.STRATEGIES)} "
+                   "(dfs tries every one).  [default: pct]")
+@click.option("--schedules", "-n", **POSITIVE,
+              help="Stop after this many schedules.  [default: 1000]")
+@click.option("--seed", **NON_NEGATIVE,
+              help="Seed of the search: the same seed, the same schedules.  [default: fresh]")
+@click.option("--replay", "token", metavar="TOKEN", callback=_token,
+              help="Run only this schedule: the token a failure printed.")
+@_json_option
+def explore_command(scenario: str, strategy: str | None, schedules: int | None,
+                    seed: int | None, token: str | None, as_json: bool) -> int:
+    """Search the interleavings of a scenario for one that breaks it.
+
+    A scenario lives in your file or module: NAME is a tuple
+    (setup, tasks, invariant), a dict or object with those three names
+    (a module or class will do), or a function taking no arguments that
+    returns one of those. setup() builds fresh state for each schedule;
+    each task is called with it -- plain functions as threads switched
+    between bytecodes, generator functions at each yield, async functions
+    at each await; invariant(state) must then be true.
+
+    Prints the failing schedule (its trace) and a token that replays it.
+    Exits 1 when a schedule fails, 0 when none did. For example, with
+
+    \b
+        # racy.py
+        def setup():
+            return {"n": 0}
+        def bump(state):
+            state["n"] += 1
+        scenario = (setup, [bump, bump], lambda state: state["n"] == 2)
+
+    `critsec explore racy.py:scenario` shows the lost update.
+    """
+    setup, tasks, invariant = load_scenario(scenario)
+    if token is not None:
+        given = [f"--{n}" for n, v in (("strategy", strategy), ("schedules", schedules),
+                                       ("seed", seed)) if v is not None]
+        if given:
+            raise click.UsageError(f"--replay runs one schedule: it takes no {', '.join(given)}")
+    try:
+        if token is not None:
+            result = explorer.replay(setup, tasks, invariant, token)
+        else:
+            result = explorer.explore(
+                setup, tasks, invariant, strategy=strategy or "pct",
+                max_schedules=schedules or 1000, seed=seed,
+            )
+    except explorer.ReplayMismatch as error:
+        if token is None:
+            raise  # dfs met a nondeterministic program: main() says so in one line
+        raise click.UsageError(f"--replay: {error}") from None
+    except critsec.CritsecError:
+        raise  # an exploration limit: main() says which in one line
+    except Exception as error:
+        # A task's exception is a finding, reported in the trace; this one
+        # came from setup() or the like, outside any schedule's tasks.
+        raise click.ClickException(
+            f"the scenario failed outside its tasks: {_exception_line(error)}") from None
+    if as_json:
+        _emit_json(result.to_json())
+    else:
+        hint = f"replay: {PROG} explore {shlex.quote(scenario)} --replay {{token}}"
+        click.echo(summary(result, hint))
+    return 1 if result.failed else 0
 
 
 def _one_line(text: str) -> str:

@@ -7,6 +7,7 @@ of the scheduler instead and searches the interleavings deterministically.
 """
 
 from ._explore import GRANULARITIES, Result, explore, replay
+from ._pytest import check
 from ._scheduler import STRATEGIES, ExplorationLimit, ReplayMismatch
 from ._trace import Event
 
@@ -17,6 +18,7 @@ __all__ = [
     "ExplorationLimit",
     "ReplayMismatch",
     "Result",
+    "check",
     "explore",
     "replay",
 ]

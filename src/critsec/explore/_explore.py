@@ -21,7 +21,7 @@ from ._scheduler import (
     encode_schedule,
     make_strategy,
 )
-from ._trace import Event, Recorder, render_json, render_table
+from ._trace import Event, Recorder, render_json, render_table, summary
 
 __all__ = ["GRANULARITIES", "Result", "explore", "replay"]
 
@@ -60,6 +60,7 @@ class Result:
     seconds: float
     task_names: tuple[str, ...] = ()
     events: tuple[Event, ...] = field(default=(), repr=False)
+    outcome: RunOutcome | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The result and its trace as JSON-ready data, for reports and tools."""
@@ -73,17 +74,13 @@ class Result:
             "seed": self.seed,
             "strategy": self.strategy,
             "seconds": self.seconds,
-            "trace": render_json(self.task_names, self.events) if self.failed else None,
+            "trace": (
+                render_json(self.task_names, self.events, self.outcome) if self.failed else None
+            ),
         }
 
     def __str__(self) -> str:
-        if not self.failed:
-            proof = " (exhausted: a proof within the bound)" if self.exhausted else ""
-            return f"no failure in {self.schedules} schedules{proof}"
-        return (
-            f"{self.kind} failure after {self.schedules} schedules: {self.message}\n"
-            f"{self.trace}\nreplay with schedule {self.schedule!r}"
-        )
+        return summary(self, "replay with schedule {token}")
 
 
 def task_kind(tasks: Sequence[Callable[..., Any]]) -> str:
@@ -166,6 +163,7 @@ def _search(
                 seconds=time.monotonic() - started,
                 task_names=names,
                 events=events,
+                outcome=outcome,
             )
         if not strategy.end(scheduler.steps):
             exhausted = strategy.exhausted

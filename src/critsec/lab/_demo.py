@@ -6,10 +6,15 @@ Step 1 is the subtle one. The lesson's threads lose updates on
 backward jumps, never between the read and the write of ``counter += 1``
 on a global. ``counter.value += 1`` on critsec's counter calls a property
 between the two, so there the race shows. Whether a stress run loses
-updates is luck; the step is therefore judged on a proof that does not
-depend on luck: two real threads forced, with ``threading.Event``
-handshakes, into the bad interleaving (A reads, B reads and writes,
-A writes), which loses exactly one update every time.
+updates is luck; the step is therefore judged on proofs that do not
+depend on luck. The explorer (:mod:`critsec.explore`) runs the lesson's
+exact functions as real threads under its own scheduler, switching
+between bytecodes, and searches the interleavings until one loses an
+update -- and shows it, step by step; with the lesson's lock around the
+update, it tries every interleaving (within a preemption bound) and finds
+none that loses one. And two real threads are forced, with
+``threading.Event`` handshakes, into the bad interleaving (A reads, B
+reads and writes, A writes), which loses exactly one update every time.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = [
     "DemoStep",
     "PendingStep",
     "demo_steps",
+    "explore_lesson",
     "forced_interleaving",
     "lesson_coroutine",
     "run_lesson_threads",
@@ -41,12 +47,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DemoSizes:
-    """Iterations per task (the subtracting task does one more) and items."""
+    """Iterations per task (the subtracting task does one more) and items;
+    ``explored``: iterations per task when the explorer runs the lesson's
+    code, where every bytecode is a switch point and a trace is printed."""
 
     threads: int
     processes: int
     coroutines: int
     pipeline_items: int
+    explored: int = 2
 
 
 #: The lesson's sizes wherever they fit in about a minute on two cores.
@@ -56,6 +65,13 @@ FULL = DemoSizes(
 )
 #: Small enough for a few seconds; big enough that threads usually lose updates.
 QUICK = DemoSizes(threads=200_000, processes=50_000, coroutines=50_000, pipeline_items=2_000)
+
+#: The explorer's settings in the demo: a fixed seed, so that the demo
+#: shows the same interleaving every time; the locked version is proved
+#: with dfs within this many preemptions -- as many as the lost update
+#: needs (one, between the read and the write), and fast: a few dozen schedules.
+EXPLORER_SEED = 0
+PREEMPTION_BOUND = 1
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,7 @@ class DemoStep:
     checks: list[DemoCheck] = field(default_factory=list)
     passed: bool = False
     explanation: str = ""
+    trace: str = ""  # an interleaving the explorer found, for people
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,11 +117,13 @@ class DemoStep:
             "checks": [check.to_json() for check in self.checks],
             "passed": self.passed,
             "explanation": self.explanation,
+            "trace": self.trace,
         }
 
 
-#: What a step's body returns: its checks, whether it passed, one line of why.
-StepOutcome = tuple[list[DemoCheck], bool, str]
+#: What a step's body returns: its checks, whether it passed, one line of
+#: why, and optionally a trace to show.
+StepOutcome = tuple[list[DemoCheck], bool, str] | tuple[list[DemoCheck], bool, str, str]
 
 
 @dataclass(frozen=True)
@@ -119,12 +138,16 @@ class PendingStep:
     _body: Callable[[], StepOutcome]
 
     def run(self) -> DemoStep:
+        trace = ""
         try:
-            checks, passed, explanation = self._body()
+            checks, passed, explanation, *shown = self._body()
+            trace = "".join(shown)
         except Exception as exc:  # reported as the step's failure
             first_line = (str(exc) or type(exc).__name__).splitlines()[0]
             checks, passed, explanation = [], False, f"could not run: {first_line}"
-        return DemoStep(self.number, self.title, self.claim, self.ran, checks, passed, explanation)
+        return DemoStep(
+            self.number, self.title, self.claim, self.ran, checks, passed, explanation, trace
+        )
 
 
 # -- the lesson's own code --------------------------------------------------------
@@ -142,6 +165,66 @@ def _lesson_task_2(n: int) -> None:
     global lesson_counter
     for _ in range(n + 1):
         lesson_counter -= 1
+
+
+# The same update under the lesson's lock, for the explorer to prove. The
+# lock is made by ``_explored_setup``, inside each schedule: a lock made at
+# import time would be a real one, outside the explorer's control.
+lesson_lock = threading.Lock()
+
+
+def _locked_task_1(n: int) -> None:
+    global lesson_counter
+    for _ in range(n):
+        with lesson_lock:
+            lesson_counter += 1
+
+
+def _locked_task_2(n: int) -> None:
+    global lesson_counter
+    for _ in range(n + 1):
+        with lesson_lock:
+            lesson_counter -= 1
+
+
+class _Iterations(int):
+    """The state of one explored schedule: the iterations per task (the
+    lesson's functions take an int), shown as the counter it produced so
+    that a failure says what went wrong."""
+
+    def __repr__(self) -> str:
+        return f"counter = {lesson_counter} (expected {INITIAL - 1})"
+
+
+def _explored_setup(n: int) -> _Iterations:
+    global lesson_counter, lesson_lock
+    lesson_counter = INITIAL
+    lesson_lock = threading.Lock()
+    return _Iterations(n)
+
+
+def _lesson_holds(n: int) -> bool:
+    return lesson_counter == INITIAL - 1
+
+
+def explore_lesson(n: int = 2, *, lock: bool = False) -> Any:
+    """The lesson's two functions (``lock``: the same under the lesson's
+    lock), ``n`` updates each, run as real threads by the explorer.
+
+    Without the lock: PCT with a fixed seed, until a schedule loses an
+    update. With it: every schedule within ``PREEMPTION_BOUND`` preemptions
+    (dfs). Returns the :class:`critsec.explore.Result`. Main thread only;
+    blocks; not reentrant (the lesson's code uses a module global)."""
+    from critsec import explore as explorer  # the explorer is not needed to run tasks
+
+    setup = functools.partial(_explored_setup, n)
+    if lock:
+        tasks = [_locked_task_1, _locked_task_2]
+        return explorer.explore(setup, tasks, _lesson_holds, strategy="dfs",
+                                preemption_bound=PREEMPTION_BOUND, max_schedules=10_000,
+                                seed=EXPLORER_SEED)
+    tasks = [_lesson_task_1, _lesson_task_2]
+    return explorer.explore(setup, tasks, _lesson_holds, seed=EXPLORER_SEED)
 
 
 def run_lesson_threads(n: int = LESSON_ITERATIONS) -> CounterResult:
@@ -241,12 +324,33 @@ def _step1(sizes: DemoSizes) -> StepOutcome:
     n = sizes.threads
     lesson = run_lesson_threads(n)
     stress = run_counter("threads", lock=False, iterations=n)
+    found = explore_lesson(sizes.explored)
+    found_value = lesson_counter  # the failing schedule was the last one run
+    locked = explore_lesson(sizes.explored, lock=True)
     proof = forced_interleaving()
     proved = proof.observed == INITIAL + 1 and proof.lost_updates == 1
     consistent = _reachable(lesson) and _reachable(stress)
+    explored = f"{sizes.explored} updates each"
     checks = [
         _counter_check("lesson's code: global counter += 1", lesson, None),
         _counter_check("critsec: counter.value += 1", stress, None),
+        DemoCheck(
+            f"explorer: lesson's code, {explored}",
+            "a lost update",
+            f"{found_value}, in schedule {found.schedules}" if found.failed
+            else f"none in {found.schedules:,}",
+            None,  # schedules, not updates
+            found.failed and found.kind == "invariant",
+        ),
+        DemoCheck(
+            f"explorer: with the lock, {explored}",
+            "no lost update",
+            (f"none in all {locked.schedules:,}" if locked.exhausted
+             else f"none in {locked.schedules:,}")
+            if not locked.failed else f"{locked.kind} failure",
+            None,
+            not locked.failed and locked.exhausted,
+        ),
         DemoCheck(
             "forced: A reads, B updates, A writes",
             f"{proof.expected}",
@@ -255,6 +359,7 @@ def _step1(sizes: DemoSizes) -> StepOutcome:
             proved,
         ),
     ]
+    explorer_ok = bool(checks[2].ok and checks[3].ok)
     python = f"CPython {sys.version_info.major}.{sys.version_info.minor}"
     if lesson.lost_updates == 0:
         lesson_says = (
@@ -266,8 +371,16 @@ def _step1(sizes: DemoSizes) -> StepOutcome:
     stress_says = "counter.value += 1 calls a property (a switch point) between read and write"
     if stress.lost_updates == 0:
         stress_says += ", though no switch fell there this time"
-    why = f"{lesson_says}; {stress_says}; the forced interleaving loses an update every time."
-    return checks, proved and consistent, why
+    bound = f"{PREEMPTION_BOUND} preemption" + ("s" if PREEMPTION_BOUND != 1 else "")
+    why = (
+        f"{lesson_says}; {stress_says}. The explorer switches between bytecodes and finds the "
+        f"interleaving that loses an update (below); with the lock, no schedule with up to "
+        f"{bound} loses one; the forced interleaving loses one every time."
+    )
+    trace = found.trace
+    if found.failed:
+        trace += f"\nreplay token: {found.schedule}"
+    return checks, proved and consistent and explorer_ok, why, trace
 
 
 def _step2(sizes: DemoSizes) -> StepOutcome:
@@ -356,7 +469,9 @@ def demo_steps(quick: bool = False) -> list[PendingStep]:
             1, "Threads without a lock",
             "Two threads updating a counter without mutual exclusion lose updates "
             "(the lesson printed counter = -99559 instead of 9).",
-            f"2 threads, {updates(sizes.threads)}; then 2 threads forced into one interleaving.",
+            f"2 threads, {updates(sizes.threads)}; the explorer on the same code, "
+            f"{sizes.explored} updates each, without and with a lock; 2 threads forced into "
+            "one interleaving.",
             bind(_step1),
         ),
         PendingStep(
