@@ -165,6 +165,9 @@ def _search(
                 events=events,
                 outcome=outcome,
             )
+        if not scheduler.choices:  # a single path: nothing else to explore
+            exhausted = True
+            break
         if not strategy.end(scheduler.steps):
             exhausted = strategy.exhausted
             break

@@ -110,7 +110,11 @@ class PCTStrategy(Strategy):
         if depth < 1:
             raise ValueError(f"pct depth must be >= 1, got {depth}")
         self.depth = depth
-        self.expected_steps = 64  # grows to the longest schedule seen
+        # k, the schedule length change points are drawn from: the most
+        # decisions any schedule made so far. A fixed guess too large puts
+        # change points past the end of small programs, which then never
+        # see a preemption.
+        self.expected_steps = 1
 
     def begin(self, rng: random.Random) -> None:
         super().begin(rng)

@@ -1,0 +1,643 @@
+"""The threads driver on litmus programs: known-buggy ones must fail (with
+the right kind, a replayable token and a trace), correct ones must pass,
+exhaustively within a bound under dfs. Every program is tiny so that the
+whole file runs in seconds; no test sleeps or measures time.
+"""
+
+from __future__ import annotations
+
+import _thread
+import queue
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import critsec
+from critsec.explore import Event, ExplorationLimit, explore, replay
+from critsec.explore._scheduler import DFSStrategy, Scheduler
+from critsec.explore._threads import BACKENDS, ThreadDriver, default_user_code
+from critsec.explore._trace import Recorder
+
+STRATEGIES = ["random", "pct", "dfs"]
+
+
+class State:
+    """A bag of shared attributes for one schedule."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Any:
+    """Every schedule's threads must be gone when explore returns."""
+    before = threading.active_count()
+    yield
+    assert threading.active_count() == before
+    # The patches were undone.
+    assert threading._allocate_lock is _thread.allocate_lock
+    assert threading.Lock in (_thread.allocate_lock, _thread.LockType)
+    assert time.monotonic.__module__ == "time"
+
+
+# -- the lesson: a global counter, += and -= without a lock --------------------------
+
+counter = 0
+
+
+def reset_counter() -> None:
+    global counter
+    counter = 0
+
+
+def increment(_: object) -> None:
+    global counter
+    counter += 1
+
+
+def decrement(_: object) -> None:
+    global counter
+    counter -= 1
+
+
+def counter_is_zero(_: object) -> bool:
+    return counter == 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_lost_update_on_a_global_is_found_and_replays(strategy: str) -> None:
+    result = explore(
+        reset_counter, [increment, decrement], counter_is_zero, strategy=strategy, seed=1
+    )
+    assert result.failed and result.kind == "invariant"
+    assert result.schedule is not None
+    again = replay(reset_counter, [increment, decrement], counter_is_zero, result.schedule)
+    assert again.failed and again.kind == "invariant"
+    assert again.events == result.events
+    # The trace shows the conflicting reads and writes of the global, with values.
+    reads = [e for e in result.events if e.kind == "read" and e.location == "global counter"]
+    writes = [e for e in result.events if e.kind == "write" and e.location == "global counter"]
+    assert {e.task for e in reads} == {0, 1} and [e.value for e in reads] == ["0", "0"]
+    assert {w.value for w in writes} == {"1", "-1"}
+    assert all(e.where.startswith("test_explore_threads.py:") for e in reads + writes)
+    assert {e.source for e in writes} == {"counter += 1", "counter -= 1"}
+
+
+def test_each_write_is_shown_on_its_own_line_with_its_value() -> None:
+    def two_lines(s: State) -> None:
+        s.n = 1
+        s.items[0] = "x"
+
+    result = explore(lambda: State(n=0, items=[None]), [two_lines], lambda s: False, strategy="dfs")
+    writes = [(e.location, e.value, e.source) for e in result.events if e.kind == "write"]
+    assert writes == [("State.n", "1", "s.n = 1"), ("State.items[0]", "'x'", 's.items[0] = "x"')]
+
+
+def test_same_seed_same_schedules_same_trace() -> None:
+    runs = [
+        explore(reset_counter, [increment, decrement], counter_is_zero, strategy="random", seed=7)
+        for _ in range(2)
+    ]
+    assert runs[0].schedules == runs[1].schedules
+    assert runs[0].schedule == runs[1].schedule
+    assert runs[0].events == runs[1].events and runs[0].trace == runs[1].trace
+
+
+# -- the same with a lock: a proof within the bound ------------------------------------
+
+
+def locked_setup() -> State:
+    return State(lock=threading.Lock(), n=0)
+
+
+def locked_increment(s: State) -> None:
+    with s.lock:
+        s.n += 1
+
+
+def test_a_locked_counter_passes_every_schedule_within_the_bound() -> None:
+    result = explore(
+        locked_setup,
+        [locked_increment, locked_increment],
+        lambda s: s.n == 2,
+        strategy="dfs",
+        preemption_bound=2,
+    )
+    assert not result.failed and result.exhausted
+    assert result.schedules > 10  # real interleavings were tried, not one
+
+
+def test_the_unlocked_attribute_counter_fails_and_names_the_attribute() -> None:
+    def unlocked(s: State) -> None:
+        s.n += 1
+
+    result = explore(
+        locked_setup, [unlocked, unlocked], lambda s: s.n == 2, strategy="dfs", preemption_bound=1
+    )
+    assert result.kind == "invariant"
+    assert {e.location for e in result.events if e.kind in ("read", "write")} == {"State.n"}
+
+
+# -- deadlocks --------------------------------------------------------------------------
+
+
+def two_locks() -> State:
+    return State(a=threading.Lock(), b=threading.Lock())
+
+
+def a_then_b(s: State) -> None:
+    with s.a, s.b:  # a, then b
+        pass
+
+
+def b_then_a(s: State) -> None:
+    with s.b, s.a:  # b, then a
+        pass
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_lock_order_deadlock_names_both_tasks(strategy: str) -> None:
+    result = explore(two_locks, [a_then_b, b_then_a], lambda s: True, strategy=strategy, seed=2)
+    assert result.kind == "deadlock"
+    assert "'a_then_b' waits for Lock #2 held by task 'b_then_a'" in result.message
+    assert "'b_then_a' waits for Lock #1 held by task 'a_then_b'" in result.message
+    assert "test_explore_threads.py:" in result.trace  # where each one waits
+    again = replay(two_locks, [a_then_b, b_then_a], lambda s: True, result.schedule or "")
+    assert again.kind == "deadlock" and again.events == result.events
+
+
+def test_a_lock_taken_twice_is_a_deadlock_and_an_rlock_is_not() -> None:
+    def twice(s: State) -> None:
+        with s.lock, s.lock:
+            pass
+
+    result = explore(locked_setup, [twice], lambda s: True, max_schedules=3)
+    assert result.kind == "deadlock"
+    assert "held by task 'twice'" in result.message
+    passed = explore(
+        lambda: State(lock=threading.RLock()), [twice], lambda s: True, max_schedules=3
+    )
+    assert not passed.failed
+
+
+# -- conditions, events, barriers, semaphores, queues -----------------------------------
+
+
+def buffer_setup() -> State:
+    return State(cond=threading.Condition(), items=[], taken=[])
+
+
+def consumer_with_if(s: State) -> None:
+    with s.cond:
+        if not s.items:  # the bug: must be `while`
+            s.cond.wait()
+        s.taken.append(s.items.pop())
+
+
+def consumer_with_while(s: State) -> None:
+    with s.cond:
+        while not s.items:
+            s.cond.wait()
+        s.taken.append(s.items.pop())
+
+
+def producer(s: State) -> None:
+    with s.cond:
+        s.items.append(1)
+        s.cond.notify_all()
+
+
+def test_condition_waited_with_if_is_found() -> None:
+    tasks = [consumer_with_if, consumer_with_if, producer, producer]
+    result = explore(buffer_setup, tasks, lambda s: len(s.taken) == 2, strategy="pct", seed=3)
+    assert result.kind == "exception"
+    assert "IndexError" in result.message and "pop from empty list" in result.trace
+
+
+def test_condition_waited_with_while_passes() -> None:
+    tasks = [consumer_with_while, consumer_with_while, producer, producer]
+    result = explore(
+        buffer_setup,
+        tasks,
+        lambda s: sorted(s.taken) == [1, 1],
+        strategy="pct",
+        seed=3,
+        max_schedules=200,
+    )
+    assert not result.failed, result
+
+
+def test_a_consumer_without_producer_deadlocks_waiting_for_a_notify() -> None:
+    result = explore(buffer_setup, [consumer_with_while], lambda s: True)
+    assert result.kind == "deadlock"
+    assert "Condition #1 to be notified" in result.message
+
+
+def test_condition_wait_timeout_and_wait_for_are_scheduler_choices() -> None:
+    outcomes: set[tuple[bool, bool]] = set()
+
+    def waiter(s: State) -> None:
+        with s.cond:
+            got = s.cond.wait_for(lambda: s.ready, timeout=5)
+            s.seen = (bool(got), s.ready)
+
+    def setter(s: State) -> None:
+        with s.cond:
+            s.ready = True
+            s.cond.notify()
+
+    def record(s: State) -> bool:
+        outcomes.add(s.seen)
+        return True
+
+    result = explore(
+        lambda: State(cond=threading.Condition(), ready=False, seen=None),
+        [waiter, setter],
+        record,
+        strategy="dfs",
+        preemption_bound=2,
+    )
+    assert result.exhausted and not result.failed
+    # Both a wake-up by notify and a timeout (before the setter ran) occur.
+    assert outcomes == {(True, True), (False, False)}
+
+
+def test_queue_with_get_timeout_does_not_stall() -> None:
+    def produce(s: State) -> None:
+        for i in range(2):
+            s.q.put(i)
+
+    def consume(s: State) -> None:
+        while True:
+            try:
+                s.got.append(s.q.get(timeout=1.0))
+            except queue.Empty:
+                return
+
+    result = explore(
+        lambda: State(q=queue.Queue(), got=[]),
+        [produce, consume],
+        # The consumer may time out early (a legitimate schedule), never lose an item.
+        lambda s: s.got + list(s.q.queue) == [0, 1],
+        strategy="random",
+        seed=4,
+        max_schedules=100,
+    )
+    assert not result.failed, result
+    assert result.schedules == 100
+
+
+@pytest.mark.parametrize("kind", ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"])
+def test_every_queue_kind_hands_items_over(kind: str) -> None:
+    def produce(s: State) -> None:
+        s.q.put(1)
+        s.q.put(2)
+
+    def consume(s: State) -> None:
+        s.got.append(s.q.get())
+        s.got.append(s.q.get())
+
+    result = explore(
+        lambda: State(q=getattr(queue, kind)(), got=[]),
+        [produce, consume],
+        lambda s: sorted(s.got) == [1, 2],
+        strategy="dfs",
+        preemption_bound=2,
+    )
+    assert not result.failed and result.exhausted, result
+
+
+def test_event_barrier_and_semaphore_programs_pass() -> None:
+    def worker(s: State) -> None:
+        with s.sem:
+            s.inside += 1
+            s.most = max(s.most, s.inside)
+            s.inside -= 1
+        s.barrier.wait()
+        s.event.wait()
+
+    def starter(s: State) -> None:
+        s.barrier.wait()
+        s.event.set()
+
+    result = explore(
+        lambda: State(
+            sem=threading.BoundedSemaphore(1),
+            barrier=threading.Barrier(3),
+            event=threading.Event(),
+            inside=0,
+            most=0,
+        ),
+        [worker, worker, starter],
+        lambda s: s.most == 1 and s.event.is_set(),
+        strategy="pct",
+        seed=5,
+        max_schedules=100,
+    )
+    assert not result.failed, result
+
+
+def test_a_semaphore_with_two_permits_lets_two_in() -> None:
+    def worker(s: State) -> None:
+        with s.sem:
+            s.inside += 1
+            s.most = max(s.most, s.inside)
+            s.inside -= 1
+
+    result = explore(
+        lambda: State(sem=threading.Semaphore(2), inside=0, most=0),
+        [worker, worker],
+        lambda s: s.most < 2,
+        strategy="dfs",
+        preemption_bound=2,
+    )
+    assert result.kind == "invariant"
+
+
+# -- critsec's own threads runtime --------------------------------------------------------
+
+
+def test_runtime_counter_race_is_found_and_its_lock_fixes_it() -> None:
+    rt = critsec.runtime("threads")
+
+    def racy(s: State) -> None:
+        s.counter.value += 1
+
+    def safe(s: State) -> None:
+        with s.lock:
+            s.counter.value += 1
+
+    def setup() -> State:
+        return State(counter=rt.counter(), lock=rt.lock())
+
+    def invariant(s: State) -> bool:
+        return bool(s.counter.value == 2)
+
+    result = explore(setup, [racy, racy], invariant, strategy="pct", seed=6)
+    assert result.kind == "invariant"
+    assert {e.location for e in result.events if e.kind == "read"} == {"ThreadCounter.value"}
+    assert {e.value for e in result.events if e.kind == "read"} == {"0"}  # both read 0
+    proof = explore(setup, [safe, safe], invariant, strategy="dfs", preemption_bound=1)
+    assert not proof.failed and proof.exhausted
+
+
+def test_runtime_queue_is_controlled() -> None:
+    rt = critsec.runtime("threads")
+
+    def produce(s: State) -> None:
+        s.q.put(1)
+
+    def consume(s: State) -> None:
+        s.got = s.q.get()
+
+    result = explore(
+        lambda: State(q=rt.queue(1), got=None),
+        [consume, produce],
+        lambda s: s.got == 1,
+        strategy="dfs",
+        preemption_bound=2,
+    )
+    assert not result.failed and result.exhausted, result
+
+
+# -- failures of other kinds ---------------------------------------------------------------
+
+
+def test_an_exception_in_a_task_is_reported_with_its_traceback() -> None:
+    def boom(s: State) -> None:
+        raise KeyError("missing")
+
+    def fine(s: State) -> None:
+        s.n += 1
+
+    result = explore(locked_setup, [fine, boom], lambda s: True, strategy="random", seed=0)
+    assert result.kind == "exception"
+    assert result.message == "KeyError: 'missing'"
+    assert 'raise KeyError("missing")' in result.trace  # the traceback
+
+
+def test_a_spin_wait_hits_the_step_limit_with_a_hint() -> None:
+    def spin(s: State) -> None:
+        while not s.flag:
+            pass
+
+    def setter(s: State) -> None:
+        s.flag = True
+
+    with pytest.raises(ExplorationLimit, match="spinning"):
+        explore(
+            lambda: State(flag=False),
+            [spin, setter],
+            lambda s: True,
+            strategy="dfs",
+            max_steps=500,
+        )
+
+
+def test_a_loop_of_local_instructions_hits_the_step_limit_too() -> None:
+    def forever(s: State) -> None:
+        while True:
+            pass
+
+    with pytest.raises(ExplorationLimit):
+        explore(lambda: None, [forever], lambda s: True, strategy="dfs", max_steps=100)
+
+
+def test_sleep_is_a_timed_wait_on_the_virtual_clock() -> None:
+    def sleeper(s: State) -> None:
+        start = time.monotonic()
+        time.sleep(30)
+        s.slept = time.monotonic() - start
+
+    result = explore(lambda: State(slept=0.0), [sleeper], lambda s: s.slept == 30, strategy="dfs")
+    assert not result.failed, result
+
+
+def test_setup_blocking_forever_is_an_error_that_says_so() -> None:
+    def setup() -> State:
+        q: queue.Queue[int] = queue.Queue()
+        q.get()
+        return State()
+
+    with pytest.raises(RuntimeError, match="would wait for it forever"):
+        explore(setup, [lambda s: None], lambda s: True, max_schedules=1)
+
+
+# -- the driver's own rules ------------------------------------------------------------------
+
+
+def test_line_granularity_finds_the_race_on_one_line_pairs() -> None:
+    def read_then_write(s: State) -> None:
+        value = s.n
+        s.n = value + 1
+
+    result = explore(
+        locked_setup,
+        [read_then_write, read_then_write],
+        lambda s: s.n == 2,
+        strategy="dfs",
+        granularity="line",
+    )
+    assert result.kind == "invariant"
+    with pytest.raises(ValueError, match="granularity"):
+        ThreadDriver(granularity="bytecode")
+
+
+def test_user_code_is_neither_stdlib_nor_critsec() -> None:
+    assert default_user_code(__file__)
+    assert not default_user_code(threading.__file__)
+    assert not default_user_code(critsec.__file__)
+    assert not default_user_code(pytest.__file__)  # site-packages
+    assert not default_user_code("<string>")  # dataclass-generated methods
+    assert default_user_code("<stdin>")
+
+
+def test_primitives_made_outside_a_schedule_are_real() -> None:
+    explore(reset_counter, [increment], counter_is_zero, strategy="dfs")
+    assert type(threading.Lock()).__module__ == "_thread"
+    assert type(queue.SimpleQueue()).__module__ == "_queue"
+
+
+# -- more primitives and the trace's synchronisation rows -------------------------------------
+
+
+def test_a_timed_acquire_may_succeed_or_time_out() -> None:
+    outcomes: set[bool] = set()
+
+    def holder(s: State) -> None:
+        with s.lock:
+            pass
+
+    def impatient(s: State) -> None:
+        s.got = s.lock.acquire(timeout=0.5)
+        if s.got:
+            s.lock.release()
+
+    def record(s: State) -> bool:
+        outcomes.add(s.got)
+        return True
+
+    result = explore(
+        lambda: State(lock=threading.Lock(), got=None),
+        [holder, impatient],
+        record,
+        strategy="dfs",
+        preemption_bound=2,
+    )
+    assert result.exhausted and outcomes == {True, False}
+
+
+def test_a_barrier_missing_a_party_deadlocks_and_says_where() -> None:
+    def party(s: State) -> None:
+        s.barrier.wait()
+
+    result = explore(
+        lambda: State(barrier=threading.Barrier(3)), [party, party], lambda s: True, seed=0
+    )
+    assert result.kind == "deadlock"
+    assert "(in Barrier.wait)" in result.message
+    assert "s.barrier.wait()" in result.trace
+
+
+def test_queue_calls_are_rows_of_the_trace() -> None:
+    def produce(s: State) -> None:
+        s.q.put("x")
+
+    def consume(s: State) -> None:
+        s.got = s.q.get()
+
+    result = explore(
+        lambda: State(q=queue.Queue(), got=None),
+        [consume, produce],
+        lambda s: False,  # fail, to get the trace
+        strategy="dfs",
+    )
+    texts = [e.text for e in result.events]
+    assert "Queue.put('x')" in texts and "Queue.get() ➜ 'x'" in texts
+
+
+def test_an_exception_while_another_task_waits_unwinds_everything() -> None:
+    def waiter(s: State) -> None:
+        s.event.wait()
+
+    def boom(s: State) -> None:
+        raise ValueError("no event for you")
+
+    result = explore(
+        lambda: State(event=threading.Event()), [waiter, boom], lambda s: True, strategy="dfs"
+    )
+    assert result.kind == "exception" and "no event for you" in result.message
+    # no_thread_leaks checks that the waiting thread is gone
+
+
+def test_explore_inside_a_task_is_refused() -> None:
+    def nested(s: State) -> None:
+        explore(reset_counter, [increment], counter_is_zero, max_schedules=1)
+
+    result = explore(lambda: None, [nested], lambda s: True, strategy="dfs")
+    assert result.kind == "exception" and "already running" in result.message
+
+
+def test_a_task_starting_a_thread_is_refused() -> None:
+    def starter(s: State) -> None:
+        threading.Thread(target=print).start()
+
+    result = explore(lambda: None, [starter], lambda s: True, strategy="dfs")
+    assert result.kind == "exception" and "started a thread" in result.message
+
+
+@pytest.mark.skipif(len(BACKENDS) < 2, reason="only sys.settrace on this Python")
+def test_both_backends_place_the_same_switch_points() -> None:
+    def outcomes(backend: str) -> list[tuple[str | None, tuple[Event, ...]]]:
+        driver = ThreadDriver(backend=backend)
+        strategy, rng, seen = DFSStrategy(preemption_bound=2), random.Random(0), []
+        while True:
+            strategy.begin(rng)
+            scheduler, recorder = Scheduler(strategy), Recorder()
+            outcome = driver.run(
+                locked_setup,
+                [locked_increment, locked_increment],
+                lambda s: s.n == 2,
+                scheduler,
+                recorder,
+            )
+            seen.append((outcome.kind, tuple(recorder.events)))
+            if not strategy.end(scheduler.steps):
+                return seen
+
+    assert outcomes("monitoring") == outcomes("settrace")
+
+
+import_time_lock = threading.Lock()
+
+
+def with_import_time_lock(_: object) -> None:
+    global counter
+    with import_time_lock:
+        counter += 1
+
+
+def acquire_import_time_lock(_: object) -> None:
+    global counter
+    import_time_lock.acquire()
+    counter += 1
+    import_time_lock.release()
+
+
+@pytest.mark.parametrize("task", [with_import_time_lock, acquire_import_time_lock])
+def test_a_lock_made_at_import_time_fails_with_a_hint_instead_of_hanging(task: Any) -> None:
+    result = explore(reset_counter, [task, task], counter_is_zero, strategy="dfs")
+    assert result.kind == "exception"
+    assert "UncontrolledPrimitive" in result.message and "setup()" in result.message
+    assert not import_time_lock.locked()
+
+
+def test_a_queue_made_at_import_time_fails_with_a_hint() -> None:
+    result = explore(lambda: None, [lambda s: import_time_queue.get()], lambda s: True)
+    assert result.kind == "exception" and "Queue was made outside" in result.message
+
+
+import_time_queue: queue.Queue[int] = queue.Queue()
