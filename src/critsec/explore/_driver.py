@@ -70,6 +70,7 @@ class Driver:
         if not holds:
             # An object without a repr of its own would print its address,
             # which differs from run to run: the trace must not.
-            shown = "" if type(state).__repr__ is object.__repr__ else f": state is {state!r}"
+            plain = getattr(type(state), "__repr__", None) is object.__repr__
+            shown = "" if plain else f": state is {state!r}"
             return RunOutcome("invariant", f"the invariant does not hold{shown}")
         return RunOutcome()
