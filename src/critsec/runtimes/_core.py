@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 from .._errors import Empty, Full, ShutDown
@@ -51,17 +51,36 @@ WaitRequest = tuple[str, float | None]
 Steps = Generator[WaitRequest, None, T]
 
 
+def _monotonic() -> float:
+    # ``time.monotonic`` looked up at each call, so a patched one is honoured
+    # (the thread explorer patches it for a schedule).
+    return time.monotonic()
+
+
+class Clock(threading.local):
+    """The clock every deadline here is measured on: ``time.monotonic``,
+    except on a thread where the explorer runs generator tasks in virtual
+    time (it sets ``now`` for that schedule and restores it). Per thread, so
+    a schedule's virtual time never leaks into real runs on other threads."""
+
+    def __init__(self) -> None:
+        self.now: Callable[[], float] = _monotonic
+
+
+clock = Clock()
+
+
 def check_timeout(block: bool, timeout: float | None) -> float | None:
     """The deadline for a wait, validated like ``queue.Queue`` does."""
     if not block or timeout is None:
         return None
     if timeout < 0:
         raise ValueError("'timeout' must be a non-negative number")
-    return time.monotonic() + timeout
+    return clock.now() + timeout
 
 
 def time_left(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.monotonic()
+    return None if deadline is None else deadline - clock.now()
 
 
 def check_lock_args(blocking: bool, timeout: float) -> float | None:
@@ -73,7 +92,7 @@ def check_lock_args(blocking: bool, timeout: float) -> float | None:
         raise ValueError("timeout value must be a non-negative number")
     if timeout > threading.TIMEOUT_MAX:
         raise OverflowError("timeout value is too large")
-    return None if timeout == -1 else time.monotonic() + timeout
+    return None if timeout == -1 else clock.now() + timeout
 
 
 def check_maxsize(maxsize: int) -> int:

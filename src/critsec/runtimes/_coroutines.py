@@ -74,7 +74,15 @@ from .._errors import DeadlockError
 from .._outcome import Outcome, collect
 from .._runtime import Runtime
 from .._task import Task
-from ._core import LockCore, PlainCounter, QueueCore, Steps, check_maxsize, run_nowait
+from ._core import (
+    LockCore,
+    PlainCounter,
+    QueueCore,
+    Steps,
+    check_maxsize,
+    clock,
+    run_nowait,
+)
 
 __all__ = [
     "Cooperative",
@@ -328,7 +336,7 @@ class Park:
     def __init__(self, owner: object, condition: str, seconds: float | None) -> None:
         self.owner = owner
         self.condition = condition
-        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.deadline = None if seconds is None else clock.now() + seconds
         self.woken = False
 
     def __repr__(self) -> str:

@@ -1,0 +1,577 @@
+"""The generator driver: generator tasks switching at ``yield``, under the explorer.
+
+Design
+------
+A generator task can only be suspended where it yields, so the driver
+needs no threads and no tracing to stay in control: it resumes one task
+with ``send(None)`` and gets control back at that task's next ``yield``.
+Every ``yield`` is therefore a switch point, and before each resumption
+the driver asks ``Scheduler.branch`` which task goes next (the
+``granularity`` option of the thread driver does not apply). This is the
+coroutines runtime (``critsec.runtimes._coroutines``) with its round-robin
+or random order replaced by the explorer's decision; the runtime's task
+checks (``start_tasks``) and its notion of a runnable task
+(``_Running.ready``) are reused, not copied.
+
+Waiting. critsec's coroutine primitives (``CoroutineLock``,
+``CoroutineQueue``) wait by yielding a ``Park`` -- "resume me once
+``condition`` is notified, or at ``deadline``". A parked task is not
+runnable until a notify wakes it. A park with a deadline is different: in
+a real run the time may run out at any moment while others work, so the
+driver offers the timeout as one more choice: the task is runnable, and if
+the scheduler picks it before it was woken, its timeout fires. Time is
+virtual (:class:`VirtualClock`): the clock jumps to that deadline, so the
+lock and queue algorithms in ``_core`` -- which read the clock hook
+``_core.clock`` -- see the time ran out, and nothing really sleeps. The
+clock starts at 0.0 for every schedule, so deadlines are the same floats
+on every run and replay stays exact.
+
+Trace. A ``sys.settrace`` function (:class:`StepTracer`), installed for
+the schedule, follows only the user's own frames -- not critsec's
+primitives, the standard library or installed packages -- and records, for
+each step of a task, the source lines it ran and the shared values it read
+and wrote (globals and attributes, Lincheck's ``State.value ➜ 0`` and
+``State.value = 1``), so the trace can mark the read/write pairs that
+conflicted. The step ends in a ``yield`` event (or a ``block`` event naming
+what a park waits for) at the innermost line of the user's code where the
+task stopped. Which bytecode instruction touches what is worked out once
+per code object from ``dis`` (the receiver of ``x.attr`` from the
+instructions that loaded it), because a trace function cannot see the
+value stack. Tracing is only for the trace: switch points are the yields,
+whatever the tracer sees. The asyncio driver uses the same tracer.
+
+Limits. A task that loops without yielding cannot be interrupted (it hangs
+the schedule, as it would hang the runtime). Reads and writes through
+subscripts (``items[0]``) and mutating methods (``list.append``) are not
+shown; a property's getter is called once more to show its value. The
+schedule's tracer replaces any other ``sys.settrace`` user (a debugger,
+coverage's C tracer) on this thread while it runs. The virtual clock is
+the one critsec's primitives read: a task's own ``time.monotonic()`` still
+reads real time. Anything a task does besides yielding -- real sleeps,
+I/O, other threads -- is outside the explorer's control and may make
+schedules irreproducible (``dfs`` reports that as a
+``ReplayMismatch``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import dis
+import functools
+import linecache
+import re
+import sys
+import types
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from .._task import Task
+from ..runtimes import _core
+from ..runtimes._coroutines import Park, _Running, start_tasks
+from ._driver import Driver, RunOutcome, describe_exception
+from ._scheduler import Scheduler
+from ._threads import default_user_code
+from ._trace import Event, Recorder
+
+__all__ = [
+    "GeneratorDriver",
+    "StepTracer",
+    "VirtualClock",
+    "describe_object",
+    "is_user_code",
+    "suspended_frames",
+    "user_position",
+    "without_comment",
+]
+
+T = TypeVar("T")
+
+#: Whose code is it: the thread driver's predicate (not the standard library,
+#: installed packages or critsec itself, except its lab), cached per file
+#: because the tracer asks at every call.
+is_user_code = functools.lru_cache(maxsize=4096)(default_user_code)
+
+
+def user_position(frames: Sequence[types.FrameType]) -> tuple[str, str]:
+    """``("file.py:12", source line)`` of the innermost user frame among
+    ``frames`` (outermost first); the innermost frame if none is the user's."""
+    if not frames:
+        return "", ""
+    frame = next((f for f in reversed(frames) if is_user_code(f.f_code.co_filename)), frames[-1])
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    return f"{filename}:{lineno}", linecache.getline(filename, lineno).strip()
+
+
+def suspended_frames(awaitable: Any) -> list[types.FrameType]:
+    """The frames of a suspended generator or coroutine and of what it
+    delegates to (``yield from``, ``await``), outermost first; empty once
+    it finished."""
+    frames = []
+    inner = awaitable
+    while inner is not None:
+        frame = _first(inner, ("gi_frame", "cr_frame", "ag_frame"))
+        if frame is None:
+            break
+        frames.append(frame)
+        inner = _first(inner, ("gi_yieldfrom", "cr_await", "ag_await"))
+    return frames
+
+
+def _first(obj: Any, attributes: tuple[str, ...]) -> Any:
+    """The first of ``obj``'s ``attributes`` that it has and is not None."""
+    for attribute in attributes:
+        value = getattr(obj, attribute, None)
+        if value is not None:
+            return value
+    return None
+
+
+class VirtualClock:
+    """Time for one schedule: starts at 0.0 and moves only when the driver
+    moves it (to a deadline the scheduler let expire). ``installed()`` makes
+    it the clock of critsec's lock and queue algorithms on this thread."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def now(self) -> float:
+        return self.time
+
+    def advance_to(self, moment: float) -> None:
+        self.time = max(self.time, moment)  # never backwards
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = _core.clock.now
+        _core.clock.now = self.now
+        try:
+            yield
+        finally:
+            _core.clock.now = previous
+
+
+#: Values worth showing as a shared read or write: plain data. Methods,
+#: functions, modules, classes and primitives (locks, queues) are reached
+#: through attributes too, but reading them is not a data access.
+_DATA = (int, float, complex, str, bytes, bool, type(None), tuple, list, dict, set, frozenset)
+
+# Instructions that push a named variable: its path is (where to look, name).
+_LOADS = {
+    "LOAD_FAST": "local",
+    "LOAD_FAST_CHECK": "local",
+    "LOAD_DEREF": "local",
+    "LOAD_GLOBAL": "global",
+    "LOAD_NAME": "global",
+}
+
+#: How to find an object at run time: ("local" | "global", name, attr, ...).
+Path = tuple[str, ...]
+
+
+class _Code:
+    """What the access tracer needs to know about one code object: for each
+    instruction offset that reads or writes a shared value, the access and,
+    for attributes, how to find the object (the *receiver*) -- worked out
+    once, from the bytecode, because a trace function cannot see the stack."""
+
+    def __init__(self, code: types.CodeType) -> None:
+        # offset -> ("read" | "write", name, the receiver's path; None: a global)
+        self.accesses: dict[int, tuple[str, str, Path | None]] = {}
+        instructions = list(dis.get_instructions(code))
+        for i, ins in enumerate(instructions):
+            if ins.opname == "LOAD_GLOBAL":
+                self.accesses[ins.offset] = ("read", ins.argval, None)
+            elif ins.opname == "STORE_GLOBAL":
+                self.accesses[ins.offset] = ("write", ins.argval, None)
+            elif ins.opname in ("LOAD_ATTR", "STORE_ATTR"):
+                receiver = self._receiver(instructions, i)
+                if receiver is not None:
+                    kind = "read" if ins.opname == "LOAD_ATTR" else "write"
+                    self.accesses[ins.offset] = (kind, ins.argval, receiver)
+
+    @classmethod
+    def _pushed(cls, instructions: list[dis.Instruction], j: int) -> Path | None:
+        """The path of the value instruction ``j`` pushes, if it is a simple
+        name or attribute chain (``state``, ``state.counter``)."""
+        if j < 0:
+            return None
+        ins = instructions[j]
+        if ins.opname in _LOADS:
+            return (_LOADS[ins.opname], ins.argval)
+        if ins.opname == "LOAD_FAST_LOAD_FAST":  # 3.13: pushes two locals
+            return ("local", ins.argval[1])
+        if ins.opname == "LOAD_ATTR":
+            receiver = cls._receiver(instructions, j)
+            return None if receiver is None else (*receiver, ins.argval)
+        return None
+
+    @classmethod
+    def _receiver(cls, instructions: list[dis.Instruction], i: int) -> Path | None:
+        """The object that LOAD_ATTR / STORE_ATTR at ``i`` works on."""
+        before = instructions[i - 1] if i > 0 else None
+        if before is None:
+            return None
+        if before.opname == "COPY" and before.argval == 1:  # `x.a += 1` reads x.a
+            return cls._pushed(instructions, i - 2)
+        if before.opname == "SWAP" and instructions[i].opname == "STORE_ATTR":
+            # `x.a += 1` writes x.a back: the object is the one the matching
+            # read (COPY 1; LOAD_ATTR a) loaded, earlier on the same line.
+            name = instructions[i].argval
+            for j in range(i - 1, 0, -1):
+                ins = instructions[j]
+                if ins.opname == "LOAD_ATTR" and ins.argval == name:
+                    if instructions[j - 1].opname == "COPY":
+                        return cls._pushed(instructions, j - 2)
+                    return None
+            return None
+        return cls._pushed(instructions, i - 1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _code(code: types.CodeType) -> _Code:
+    return _Code(code)
+
+
+class StepTracer:
+    """Records what the user's code does while one task runs: the source
+    lines it starts and the shared values it reads and writes.
+
+    A ``sys.settrace`` function that follows only the user's own frames
+    (:func:`is_user_code`), so critsec's primitives, the standard library
+    and installed packages run at full speed. Shared accesses are loads and
+    stores of globals and of attributes of objects named by a variable or an
+    attribute chain (``state.value``, ``self.counter.value``), with plain
+    data values; a line with such an access is shown as the access (the
+    source is beside it in the trace). A read shows the value about to be
+    read, a write the value once written. Subscripts, locals and calls
+    into libraries are not tracked. Consecutive repeats of a line (a
+    generator resumed where it yielded) are recorded once.
+
+    One tracer serves one schedule, on one thread: the drivers install it
+    for the schedule, call ``run`` around each step of a task, then ``take``.
+    """
+
+    def __init__(self) -> None:
+        self.task: int | None = None  # whose step runs now
+        self.events: list[Event] = []
+        # A store seen before it ran: (frame, its line, how to read the value, location).
+        self._pending: tuple[types.FrameType, int, Callable[[], Any], str] | None = None
+        # Distinct objects of one type get distinct names: State, State#2.
+        self._owners: dict[int, tuple[Any, str]] = {}
+        self._per_type: dict[str, int] = {}
+
+    def _global(self, frame: types.FrameType, event: str, arg: Any) -> Any:
+        if event == "call" and is_user_code(frame.f_code.co_filename):
+            # f_trace first: on 3.12+ setting f_trace_opcodes instruments the
+            # code only if the frame already has its local tracer.
+            frame.f_trace = self._local
+            frame.f_trace_opcodes = True
+            return self._local
+        return None
+
+    def _local(self, frame: types.FrameType, event: str, arg: Any) -> Any:
+        if self.task is None:  # user code outside a step (an asyncio callback)
+            return self._local
+        if self._pending is not None and self._pending[0] is frame:
+            self._finish_write(event)
+        if event == "line":
+            filename, lineno = frame.f_code.co_filename, frame.f_lineno
+            where = f"{filename}:{lineno}"
+            if not (self.events and self.events[-1].where == where):
+                source = linecache.getline(filename, lineno).strip()
+                self.events.append(Event(self.task, "line", source, where, source))
+        elif event == "opcode":
+            access = _code(frame.f_code).accesses.get(frame.f_lasti)
+            if access is not None:
+                self._access(frame, *access)
+        return self._local
+
+    def _access(self, frame: types.FrameType, kind: str, name: str, path: Path | None) -> None:
+        owner: Any
+        try:
+            if path is None:  # a global
+                if name not in frame.f_globals:  # a builtin: not shared state
+                    return
+                owner, location = frame.f_globals, f"global {name}"
+            else:
+                owner = _follow(frame, path)
+                location = f"{self.name_of(owner)}.{name}"
+            read_back = functools.partial(_item if path is None else getattr, owner, name)
+            if kind == "write":
+                self._pending = (frame, frame.f_lineno, read_back, location)
+                return
+            value = read_back()
+        except Exception:  # the instruction itself will raise: not ours to report
+            return
+        if isinstance(value, _DATA):
+            self._record(frame, frame.f_lineno, "read", location, value)
+        elif not (callable(value) or isinstance(value, types.ModuleType)):
+            # An object reached through a named place (a lock in `state.lock`)
+            # is called by that name in the trace, unless it already has one.
+            self._owners.setdefault(id(value), (value, location))
+
+    def _finish_write(self, event: str) -> None:
+        assert self._pending is not None
+        frame, lineno, read_back, location = self._pending
+        self._pending = None
+        if event == "exception":  # the store raised: nothing was written
+            return
+        try:
+            value = read_back()
+        except Exception:
+            return
+        if isinstance(value, _DATA):
+            self._record(frame, lineno, "write", location, value)
+
+    def name_of(self, owner: Any) -> str:
+        """A name for ``owner``, the same for the whole schedule and on every
+        run (never an address): the place it was first read from
+        (``State.lock``), else its type and order of first sight
+        (``Counter``, ``Counter#2``)."""
+        known = self._owners.get(id(owner))
+        if known is None:
+            kind = type(owner).__name__
+            self._per_type[kind] = count = self._per_type.get(kind, 0) + 1
+            known = (owner, kind if count == 1 else f"{kind}#{count}")  # keeps id() valid
+            self._owners[id(owner)] = known
+        return known[1]
+
+    def _record(
+        self, frame: types.FrameType, lineno: int, kind: str, location: str, value: Any
+    ) -> None:
+        """Record an access at ``lineno`` (a write is recorded once done, by
+        when the frame may be on its next line)."""
+        assert self.task is not None  # only called during a step
+        filename = frame.f_code.co_filename
+        where = f"{filename}:{lineno}"
+        if self.events and self.events[-1].kind == "line" and self.events[-1].where == where:
+            self.events.pop()  # the access stands for its line
+        source = linecache.getline(filename, lineno).strip()
+        shown = describe_object(value)
+        if len(shown) > 40:
+            shown = shown[:39] + "…"
+        text = f"{location} ➜ {shown}" if kind == "read" else f"{location} = {shown}"
+        self.events.append(Event(self.task, kind, text, where, source, location, shown))
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Trace this thread while the block runs (one schedule). Installed
+        once rather than around each step: on 3.12+ every ``sys.settrace``
+        call re-instruments the code, which costs more than the tracing."""
+        previous = sys.gettrace()
+        sys.settrace(self._global)
+        try:
+            yield
+        finally:
+            sys.settrace(previous)
+
+    def run(self, task: int, action: Callable[[], T]) -> T:
+        """``action()`` (a step of task ``task``), what the user's code does
+        meanwhile recorded as that task's events. Outside ``run`` nothing is
+        recorded."""
+        self.task = task
+        try:
+            return action()
+        finally:
+            if self._pending is not None:  # written by the last instruction of the step
+                self._finish_write("return")
+            self.task = None
+
+    def take(self, where: str) -> list[Event]:
+        """The events recorded since the last ``take``, less a final line
+        event at ``where``: the line a task stopped at is shown once, as the
+        yield (await, block) itself."""
+        events = self.events
+        if events and events[-1].kind == "line" and events[-1].where == where:
+            events = events[:-1]
+        self.events = []
+        return events
+
+
+def _item(mapping: Any, key: str) -> Any:
+    return mapping[key]
+
+
+def _follow(frame: types.FrameType, path: Path) -> Any:
+    """The object ``path`` names in ``frame`` now (KeyError/AttributeError if none)."""
+    scope, name, *attributes = path
+    if scope == "local":
+        value = frame.f_locals[name]
+    else:
+        value = frame.f_globals[name] if name in frame.f_globals else getattr(builtins, name)
+    for attribute in attributes:
+        value = getattr(value, attribute)
+    return value
+
+
+class GeneratorDriver(Driver):
+    """Runs one schedule of generator tasks (see the module docstring).
+
+    Called by the explorer only, on one thread; ``run`` blocks until the
+    schedule ends and guarantees that every task's generator is closed
+    (its ``finally`` blocks run) and the real clock is restored, however
+    it ends -- also when ``branch`` raises ``ExplorationLimit``.
+    """
+
+    kind = "generators"
+
+    def __init__(self, granularity: str = "opcode") -> None:
+        # Generators switch only at `yield`: the granularity changes nothing.
+        self.granularity = granularity
+
+    def run(
+        self,
+        setup: Callable[[], Any],
+        tasks: Sequence[Callable[[Any], Any]],
+        invariant: Callable[[Any], bool],
+        scheduler: Scheduler,
+        recorder: Recorder,
+    ) -> RunOutcome:
+        from ._explore import _names  # the explorer's task names, as the trace shows them
+
+        clock = VirtualClock()
+        with clock.installed():
+            state = setup()
+            names = _names(tasks)
+            made = start_tasks(
+                [Task(fn, (state,), name=name) for fn, name in zip(tasks, names, strict=True)],
+                "coroutines",
+            )
+            live = [_Running(i, names[i], g) for i, g in enumerate(made)]
+            tracer = StepTracer()
+            try:
+                with tracer.installed():
+                    outcome = self._schedule(live, scheduler, recorder, clock, tracer)
+            finally:
+                problems = _close(live)
+        if outcome.kind is not None:
+            if problems:
+                detail = "\n".join([outcome.detail.rstrip(), *problems])
+                outcome = RunOutcome(outcome.kind, outcome.message, detail, outcome.task)
+            return outcome
+        return self.check_invariant(invariant, state)
+
+    def _schedule(
+        self,
+        live: list[_Running],
+        scheduler: Scheduler,
+        recorder: Recorder,
+        clock: VirtualClock,
+        tracer: StepTracer,
+    ) -> RunOutcome:
+        """Run tasks one resumption at a time until all finished (``live``
+        empty), one raised, or none can run."""
+        current: int | None = None
+        while live:
+            # Runnable: ready now, or parked with a deadline (its timeout is a choice).
+            candidates = {
+                r.index: r
+                for r in live
+                if r.ready(clock.time) or (r.park is not None and r.park.deadline is not None)
+            }
+            if not candidates:
+                return _deadlock(live, tracer)
+            choice = scheduler.branch(sorted(candidates), current)
+            current = choice
+            running = candidates[choice]
+            park = running.park
+            if park is not None:
+                where, source = user_position(suspended_frames(running.generator))
+                if park.woken:
+                    text = f"woken: {park.condition}"
+                else:
+                    assert park.deadline is not None  # else it was not a candidate
+                    clock.advance_to(park.deadline)
+                    text = f"times out waiting for {park.condition}"
+                recorder.record(Event(choice, "wake", text, where, source))
+                running.park = None
+            try:
+                request = tracer.run(choice, functools.partial(running.generator.send, None))
+            except StopIteration as stop:
+                _flush(recorder, tracer.take(""))
+                recorder.record(Event(choice, "return", f"returns {_short(stop.value)}"))
+                live.remove(running)
+                continue
+            except Exception as exc:
+                _flush(recorder, tracer.take(""))
+                line, detail = describe_exception(exc)
+                recorder.record(Event(choice, "raise", f"raises {line}", detail=detail))
+                live.remove(running)
+                message = f"task {running.name!r} raised {line}"
+                return RunOutcome("exception", message, detail, choice)
+            where, source = user_position(suspended_frames(running.generator))
+            if request is None:
+                event = Event(choice, "yield", without_comment(source) or "yield", where, source)
+            elif isinstance(request, Park):
+                running.park = request
+                limit = "" if request.deadline is None else " (with a timeout)"
+                owner = tracer.name_of(request.owner)
+                text = f"waits for {request.condition} on {owner}{limit}"
+                event = Event(choice, "block", text, where, source, location=owner)
+            else:
+                hint = " (did you mean `yield from`?)" if isinstance(request, Generator) else ""
+                raise TypeError(
+                    f"task {running.name!r} yielded {_short(request)} at {where}{hint}: a task "
+                    "may only `yield` (a switch point) or wait with `yield from` on a lock or "
+                    "queue method"
+                )
+            _flush(recorder, tracer.take(where))
+            recorder.record(event)
+        return RunOutcome()
+
+
+def without_comment(source: str) -> str:
+    """A source line for a trace cell: without a trailing ``  # comment``."""
+    return source.split("  #", 1)[0].rstrip()
+
+
+def _flush(recorder: Recorder, events: list[Event]) -> None:
+    for event in events:
+        recorder.record(event)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = describe_object(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_ADDRESS = re.compile(r" (?:at|object at) 0x[0-9a-fA-F]+")
+
+
+def describe_object(value: Any) -> str:
+    """``repr(value)`` without memory addresses, so that a trace is the same
+    text on every run (replay promises the same trace)."""
+    return _ADDRESS.sub("", repr(value))
+
+
+def _deadlock(live: list[_Running], tracer: StepTracer) -> RunOutcome:
+    """Every unfinished task waits without a deadline: who waits on what, where."""
+    lines = []
+    for running in live:
+        park = running.park
+        assert park is not None  # a task without a park is ready
+        where, source = user_position(suspended_frames(running.generator))
+        lines.append(
+            f"  task {running.name!r} waits for {park.condition} on "
+            f"{tracer.name_of(park.owner)} ({describe_object(park.owner)}) at {where}: {source}"
+        )
+    names = ", ".join(repr(running.name) for running in live)
+    return RunOutcome(
+        "deadlock",
+        f"deadlock: every unfinished task waits and nothing can wake any of them ({names})",
+        "\n".join(lines),
+    )
+
+
+def _close(live: list[_Running]) -> list[str]:
+    """Close the unfinished tasks: ``GeneratorExit`` at their yield runs their
+    ``finally`` and ``with`` exits (held locks get released). Returns what
+    went wrong while closing, for the report."""
+    problems = []
+    for running in live:
+        try:
+            running.generator.close()
+        except Exception as exc:
+            problems.append(f"closing task {running.name!r} raised {exc!r}")
+    return problems
