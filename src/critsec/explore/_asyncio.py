@@ -70,7 +70,7 @@ from typing import Any
 
 from .._task import Task
 from ..runtimes._coroutines import start_tasks
-from ._driver import Driver, RunOutcome, describe_exception
+from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._generators import (
     StepTracer,
     describe_object,
@@ -368,8 +368,6 @@ class AsyncioDriver(Driver):
         scheduler: Scheduler,
         recorder: Recorder,
     ) -> RunOutcome:
-        from ._explore import _names  # the explorer's task names, as the trace shows them
-
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -379,7 +377,7 @@ class AsyncioDriver(Driver):
                 "explore() runs asyncio tasks on an event loop of its own and cannot be called "
                 "from inside a running one: call it from synchronous code (a plain test function)"
             )
-        names = _names(tasks)
+        names = task_names(tasks)
         state = setup()
         coroutines = start_tasks(
             [Task(fn, (state,), name=name) for fn, name in zip(tasks, names, strict=True)],

@@ -19,7 +19,7 @@ from typing import Any
 from ._scheduler import Scheduler
 from ._trace import Recorder
 
-__all__ = ["Driver", "RunOutcome", "describe_exception"]
+__all__ = ["Driver", "RunOutcome", "describe_exception", "task_names"]
 
 #: The kinds of failure a schedule can end in.
 FAILURE_KINDS = ("invariant", "exception", "deadlock")
@@ -35,6 +35,13 @@ class RunOutcome:
     message: str = ""
     detail: str = ""
     task: int | None = None  # the task that raised, for kind "exception"
+
+
+def task_names(tasks: Sequence[Callable[..., Any]]) -> tuple[str, ...]:
+    """The names tasks have in traces: their function names, numbered
+    (``bump#1``, ``bump#2``) where several share one."""
+    names = [getattr(t, "__name__", f"task{i}") for i, t in enumerate(tasks)]
+    return tuple(n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names))
 
 
 def describe_exception(exc: BaseException) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._driver import Driver, RunOutcome
+from ._driver import Driver, RunOutcome, task_names
 from ._scheduler import (
     ReplayStrategy,
     Scheduler,
@@ -112,11 +112,6 @@ def _driver(kind: str, granularity: str) -> Driver:
     return cls(granularity=granularity)  # type: ignore[no-any-return]
 
 
-def _names(tasks: Sequence[Callable[..., Any]]) -> tuple[str, ...]:
-    names = [getattr(t, "__name__", f"task{i}") for i, t in enumerate(tasks)]
-    return tuple(n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names))
-
-
 def _search(
     setup: Callable[[], Any],
     tasks: Sequence[Callable[..., Any]],
@@ -137,7 +132,7 @@ def _search(
         raise TypeError("setup and invariant must be callables")
     tasks = list(tasks)
     driver = _driver(task_kind(tasks), granularity)
-    names = _names(tasks)
+    names = task_names(tasks)
     rng = random.Random(seed)
     started = time.monotonic()
     schedules = 0

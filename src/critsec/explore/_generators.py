@@ -69,7 +69,7 @@ from typing import Any, TypeVar
 from .._task import Task
 from ..runtimes import _core
 from ..runtimes._coroutines import Park, _Running, start_tasks
-from ._driver import Driver, RunOutcome, describe_exception
+from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._scheduler import Scheduler
 from ._threads import default_user_code
 from ._trace import Event, Recorder
@@ -428,12 +428,10 @@ class GeneratorDriver(Driver):
         scheduler: Scheduler,
         recorder: Recorder,
     ) -> RunOutcome:
-        from ._explore import _names  # the explorer's task names, as the trace shows them
-
         clock = VirtualClock()
         with clock.installed():
             state = setup()
-            names = _names(tasks)
+            names = task_names(tasks)
             made = start_tasks(
                 [Task(fn, (state,), name=name) for fn, name in zip(tasks, names, strict=True)],
                 "coroutines",

@@ -85,8 +85,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _patches
-from ._driver import Driver, RunOutcome, describe_exception
-from ._explore import _names
+from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._patches import Abandoned, Control, Waitable, Window
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
@@ -443,7 +442,7 @@ class _Schedule(Control):
         self.recorder = recorder
         self.tasks = [
             _Task(i, name, fn)
-            for i, (name, fn) in enumerate(zip(_names(tasks), tasks, strict=True))
+            for i, (name, fn) in enumerate(zip(task_names(tasks), tasks, strict=True))
         ]
         self.by_ident: dict[int, _Task] = {}
         self.driver_ident = threading.get_ident()
