@@ -70,10 +70,10 @@ from typing import Any
 
 from .._task import Task
 from ..runtimes._coroutines import start_tasks
+from ._access import describe_object
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._generators import (
     StepTracer,
-    describe_object,
     is_user_code,
     suspended_frames,
     user_position,

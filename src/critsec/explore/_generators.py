@@ -30,22 +30,24 @@ Trace. A ``sys.settrace`` function (:class:`StepTracer`), installed for
 the schedule, follows only the user's own frames -- not critsec's
 primitives, the standard library or installed packages -- and records, for
 each step of a task, the source lines it ran and the shared values it read
-and wrote (globals and attributes, Lincheck's ``State.value ➜ 0`` and
-``State.value = 1``), so the trace can mark the read/write pairs that
-conflicted. The step ends in a ``yield`` event (or a ``block`` event naming
-what a park waits for) at the innermost line of the user's code where the
-task stopped. Which bytecode instruction touches what is worked out once
-per code object from ``dis`` (the receiver of ``x.attr`` from the
-instructions that loaded it), because a trace function cannot see the
-value stack. Tracing is only for the trace: switch points are the yields,
-whatever the tracer sees. The asyncio driver uses the same tracer.
+and wrote (globals, closure variables, attributes and subscripts,
+Lincheck's ``State.value ➜ 0`` and ``State.value = 1``), so the trace can
+mark the read/write pairs that conflicted. The step ends in a ``yield``
+event (or a ``block`` event naming what a park waits for) at the innermost
+line of the user's code where the task stopped. Which bytecode instruction
+touches what, and the values, come from :mod:`._access`, shared with the
+thread driver: a trace function cannot see the value stack, so it is
+worked out once per code object from ``dis``, and values are peeked without
+running code -- a property's value is its getter's return (its setter's
+argument), caught when the tracer sees that call. Tracing is only for the
+trace: switch points are the yields, whatever the tracer sees. The asyncio
+driver uses the same tracer.
 
 Limits. A task that loops without yielding cannot be interrupted (it hangs
-the schedule, as it would hang the runtime). Reads and writes through
-subscripts (``items[0]``) and mutating methods (``list.append``) are not
-shown; a property's getter is called once more to show its value. The
-schedule's tracer replaces any other ``sys.settrace`` user (a debugger,
-coverage's C tracer) on this thread while it runs. The virtual clock is
+the schedule, as it would hang the runtime). Mutating methods
+(``list.append``) are not shown as writes. The schedule's tracer replaces
+any other ``sys.settrace`` user (a debugger, coverage's C tracer) on this
+thread while it runs. The virtual clock is
 the one critsec's primitives read: a task's own ``time.monotonic()`` still
 reads real time. Anything a task does besides yielding -- real sleeps,
 I/O, other threads -- is outside the explorer's control and may make
@@ -55,11 +57,8 @@ schedules irreproducible (``dfs`` reports that as a
 
 from __future__ import annotations
 
-import builtins
-import dis
 import functools
 import linecache
-import re
 import sys
 import types
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -69,6 +68,21 @@ from typing import Any, TypeVar
 from .._task import Task
 from ..runtimes import _core
 from ..runtimes._coroutines import Park, _Running, start_tasks
+from ._access import (
+    MISSING,
+    Access,
+    Names,
+    ShortRepr,
+    analyse,
+    describe_object,
+    is_data,
+    locate,
+    peek_attr,
+    peek_read,
+    peek_written,
+    property_code,
+    short,
+)
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._scheduler import Scheduler
 from ._threads import default_user_code
@@ -78,7 +92,6 @@ __all__ = [
     "GeneratorDriver",
     "StepTracer",
     "VirtualClock",
-    "describe_object",
     "is_user_code",
     "suspended_frames",
     "user_position",
@@ -151,86 +164,8 @@ class VirtualClock:
             _core.clock.now = previous
 
 
-#: Values worth showing as a shared read or write: plain data. Methods,
-#: functions, modules, classes and primitives (locks, queues) are reached
-#: through attributes too, but reading them is not a data access.
-_DATA = (int, float, complex, str, bytes, bool, type(None), tuple, list, dict, set, frozenset)
-
-# Instructions that push a named variable: its path is (where to look, name).
-_LOADS = {
-    "LOAD_FAST": "local",
-    "LOAD_FAST_CHECK": "local",
-    "LOAD_DEREF": "local",
-    "LOAD_GLOBAL": "global",
-    "LOAD_NAME": "global",
-}
-
-#: How to find an object at run time: ("local" | "global", name, attr, ...).
-Path = tuple[str, ...]
-
-
-class _Code:
-    """What the access tracer needs to know about one code object: for each
-    instruction offset that reads or writes a shared value, the access and,
-    for attributes, how to find the object (the *receiver*) -- worked out
-    once, from the bytecode, because a trace function cannot see the stack."""
-
-    def __init__(self, code: types.CodeType) -> None:
-        # offset -> ("read" | "write", name, the receiver's path; None: a global)
-        self.accesses: dict[int, tuple[str, str, Path | None]] = {}
-        instructions = list(dis.get_instructions(code))
-        for i, ins in enumerate(instructions):
-            if ins.opname == "LOAD_GLOBAL":
-                self.accesses[ins.offset] = ("read", ins.argval, None)
-            elif ins.opname == "STORE_GLOBAL":
-                self.accesses[ins.offset] = ("write", ins.argval, None)
-            elif ins.opname in ("LOAD_ATTR", "STORE_ATTR"):
-                receiver = self._receiver(instructions, i)
-                if receiver is not None:
-                    kind = "read" if ins.opname == "LOAD_ATTR" else "write"
-                    self.accesses[ins.offset] = (kind, ins.argval, receiver)
-
-    @classmethod
-    def _pushed(cls, instructions: list[dis.Instruction], j: int) -> Path | None:
-        """The path of the value instruction ``j`` pushes, if it is a simple
-        name or attribute chain (``state``, ``state.counter``)."""
-        if j < 0:
-            return None
-        ins = instructions[j]
-        if ins.opname in _LOADS:
-            return (_LOADS[ins.opname], ins.argval)
-        if ins.opname == "LOAD_FAST_LOAD_FAST":  # 3.13: pushes two locals
-            return ("local", ins.argval[1])
-        if ins.opname == "LOAD_ATTR":
-            receiver = cls._receiver(instructions, j)
-            return None if receiver is None else (*receiver, ins.argval)
-        return None
-
-    @classmethod
-    def _receiver(cls, instructions: list[dis.Instruction], i: int) -> Path | None:
-        """The object that LOAD_ATTR / STORE_ATTR at ``i`` works on."""
-        before = instructions[i - 1] if i > 0 else None
-        if before is None:
-            return None
-        if before.opname == "COPY" and before.argval == 1:  # `x.a += 1` reads x.a
-            return cls._pushed(instructions, i - 2)
-        if before.opname == "SWAP" and instructions[i].opname == "STORE_ATTR":
-            # `x.a += 1` writes x.a back: the object is the one the matching
-            # read (COPY 1; LOAD_ATTR a) loaded, earlier on the same line.
-            name = instructions[i].argval
-            for j in range(i - 1, 0, -1):
-                ins = instructions[j]
-                if ins.opname == "LOAD_ATTR" and ins.argval == name:
-                    if instructions[j - 1].opname == "COPY":
-                        return cls._pushed(instructions, j - 2)
-                    return None
-            return None
-        return cls._pushed(instructions, i - 1)
-
-
-@functools.lru_cache(maxsize=1024)
-def _code(code: types.CodeType) -> _Code:
-    return _Code(code)
+#: What each instruction of a code object reads or writes, worked out once.
+_accesses = functools.lru_cache(maxsize=1024)(analyse)
 
 
 class StepTracer:
@@ -240,13 +175,13 @@ class StepTracer:
     A ``sys.settrace`` function that follows only the user's own frames
     (:func:`is_user_code`), so critsec's primitives, the standard library
     and installed packages run at full speed. Shared accesses are loads and
-    stores of globals and of attributes of objects named by a variable or an
-    attribute chain (``state.value``, ``self.counter.value``), with plain
-    data values; a line with such an access is shown as the access (the
-    source is beside it in the trace). A read shows the value about to be
-    read, a write the value once written. Subscripts, locals and calls
-    into libraries are not tracked. Consecutive repeats of a line (a
-    generator resumed where it yielded) are recorded once.
+    stores of globals, closure variables, attributes and subscripts
+    (:func:`~._access.analyse`), with data values (:func:`~._access.is_data`);
+    a line with such an access is shown as the access (the source is beside
+    it in the trace). A read shows the value about to be read, a write the
+    value once written. Locals and calls into libraries are not tracked.
+    Consecutive repeats of a line (a generator resumed where it yielded)
+    are recorded once.
 
     One tracer serves one schedule, on one thread: the drivers install it
     for the schedule, call ``run`` around each step of a task, then ``take``.
@@ -255,19 +190,27 @@ class StepTracer:
     def __init__(self) -> None:
         self.task: int | None = None  # whose step runs now
         self.events: list[Event] = []
-        # A store seen before it ran: (frame, its line, how to read the value, location).
-        self._pending: tuple[types.FrameType, int, Callable[[], Any], str] | None = None
-        # Distinct objects of one type get distinct names: State, State#2.
-        self._owners: dict[int, tuple[Any, str]] = {}
-        self._per_type: dict[str, int] = {}
+        # A store seen before it ran: (frame, its line, access, object, location).
+        self._pending: tuple[types.FrameType, int, Access, Any, str] | None = None
+        # A property accessor (not the user's code) whose call the trace waits
+        # for: (its code, "read" | "write", frame and line of the access, location).
+        self._expect: tuple[types.CodeType, str, types.FrameType, int, str] | None = None
+        # Distinct objects of one type get distinct names: State, State#2;
+        # an object read from a named place is named after it (State.lock).
+        self.names = Names()
+        self._repr = ShortRepr(self.names)
 
     def _global(self, frame: types.FrameType, event: str, arg: Any) -> Any:
-        if event == "call" and is_user_code(frame.f_code.co_filename):
+        if event != "call":
+            return None
+        if is_user_code(frame.f_code.co_filename):
             # f_trace first: on 3.12+ setting f_trace_opcodes instruments the
             # code only if the frame already has its local tracer.
             frame.f_trace = self._local
             frame.f_trace_opcodes = True
             return self._local
+        if self._expect is not None and frame.f_code is self._expect[0]:
+            return self._property_call(frame)
         return None
 
     def _local(self, frame: types.FrameType, event: str, arg: Any) -> Any:
@@ -275,6 +218,7 @@ class StepTracer:
             return self._local
         if self._pending is not None and self._pending[0] is frame:
             self._finish_write(event)
+        self._expect = None  # a property call it waited for did not come
         if event == "line":
             filename, lineno = frame.f_code.co_filename, frame.f_lineno
             where = f"{filename}:{lineno}"
@@ -282,46 +226,79 @@ class StepTracer:
                 source = linecache.getline(filename, lineno).strip()
                 self.events.append(Event(self.task, "line", source, where, source))
         elif event == "opcode":
-            access = _code(frame.f_code).accesses.get(frame.f_lasti)
-            if access is not None:
-                self._access(frame, *access)
+            access = _accesses(frame.f_code).get(frame.f_lasti)
+            if access is not None and access.what != "with":
+                self._access(frame, access)
         return self._local
 
-    def _access(self, frame: types.FrameType, kind: str, name: str, path: Path | None) -> None:
-        owner: Any
+    def _access(self, frame: types.FrameType, access: Access) -> None:
         try:
-            if path is None:  # a global
-                if name not in frame.f_globals:  # a builtin: not shared state
-                    return
-                owner, location = frame.f_globals, f"global {name}"
-            else:
-                owner = _follow(frame, path)
-                location = f"{self.name_of(owner)}.{name}"
-            read_back = functools.partial(_item if path is None else getattr, owner, name)
-            if kind == "write":
-                self._pending = (frame, frame.f_lineno, read_back, location)
+            obj, display, location = locate(access, frame, self.names)
+            if obj is MISSING:
                 return
-            value = read_back()
+            if access.kind == "write":
+                self._pending = (frame, frame.f_lineno, access, obj, location)
+                if access.what == "attr":
+                    self._expect_property(peek_attr(obj, access.name), "write", frame, location)
+                return
+            value = peek_read(access, frame, obj)
         except Exception:  # the instruction itself will raise: not ours to report
             return
-        if isinstance(value, _DATA):
+        if isinstance(value, property):
+            self._expect_property(value, "read", frame, location)
+        elif value is MISSING:
+            return
+        elif is_data(value):
+            if access.what != "subscr":
+                self.names.remember(value, display)
             self._record(frame, frame.f_lineno, "read", location, value)
-        elif not (callable(value) or isinstance(value, types.ModuleType)):
+        elif access.what != "subscr" and not callable(value):
             # An object reached through a named place (a lock in `state.lock`)
             # is called by that name in the trace, unless it already has one.
-            self._owners.setdefault(id(value), (value, location))
+            self.names.adopt(value, display)
+
+    def _expect_property(
+        self, value: Any, kind: str, frame: types.FrameType, location: str
+    ) -> None:
+        """A property's value is its getter's return (its setter's argument):
+        wait for that call, unless it is the user's code (traced anyway)."""
+        code = property_code(value, kind)
+        if code is not None and not is_user_code(code.co_filename):
+            self._pending = None
+            self._expect = (code, kind, frame, frame.f_lineno, location)
+
+    def _property_call(self, frame: types.FrameType) -> Any:
+        """The property accessor the trace waited for starts in ``frame``."""
+        assert self._expect is not None
+        _, kind, at, lineno, location = self._expect
+        self._expect = None
+        if kind == "write":
+            names = frame.f_code.co_varnames
+            if frame.f_code.co_argcount >= 2:
+                self._record(at, lineno, "write", location, frame.f_locals[names[1]])
+            return None
+
+        def on_return(frame: types.FrameType, event: str, arg: Any) -> Any:
+            if event == "exception":  # the getter raised: nothing was read
+                return None
+            if event == "return" and is_data(arg) and self.task is not None:
+                self._record(at, lineno, "read", location, arg)
+            return on_return
+
+        frame.f_trace_lines = False
+        return on_return
 
     def _finish_write(self, event: str) -> None:
         assert self._pending is not None
-        frame, lineno, read_back, location = self._pending
+        frame, lineno, access, obj, location = self._pending
         self._pending = None
         if event == "exception":  # the store raised: nothing was written
             return
         try:
-            value = read_back()
+            value = peek_written(access, frame, obj)
         except Exception:
             return
-        if isinstance(value, _DATA):
+        if value is not MISSING and is_data(value):
             self._record(frame, lineno, "write", location, value)
 
     def name_of(self, owner: Any) -> str:
@@ -329,13 +306,7 @@ class StepTracer:
         run (never an address): the place it was first read from
         (``State.lock``), else its type and order of first sight
         (``Counter``, ``Counter#2``)."""
-        known = self._owners.get(id(owner))
-        if known is None:
-            kind = type(owner).__name__
-            self._per_type[kind] = count = self._per_type.get(kind, 0) + 1
-            known = (owner, kind if count == 1 else f"{kind}#{count}")  # keeps id() valid
-            self._owners[id(owner)] = known
-        return known[1]
+        return self.names.of(owner)
 
     def _record(
         self, frame: types.FrameType, lineno: int, kind: str, location: str, value: Any
@@ -348,9 +319,7 @@ class StepTracer:
         if self.events and self.events[-1].kind == "line" and self.events[-1].where == where:
             self.events.pop()  # the access stands for its line
         source = linecache.getline(filename, lineno).strip()
-        shown = describe_object(value)
-        if len(shown) > 40:
-            shown = shown[:39] + "…"
+        shown = self._repr.repr(value)
         text = f"{location} ➜ {shown}" if kind == "read" else f"{location} = {shown}"
         self.events.append(Event(self.task, kind, text, where, source, location, shown))
 
@@ -376,6 +345,7 @@ class StepTracer:
         finally:
             if self._pending is not None:  # written by the last instruction of the step
                 self._finish_write("return")
+            self._expect = None
             self.task = None
 
     def take(self, where: str) -> list[Event]:
@@ -387,22 +357,6 @@ class StepTracer:
             events = events[:-1]
         self.events = []
         return events
-
-
-def _item(mapping: Any, key: str) -> Any:
-    return mapping[key]
-
-
-def _follow(frame: types.FrameType, path: Path) -> Any:
-    """The object ``path`` names in ``frame`` now (KeyError/AttributeError if none)."""
-    scope, name, *attributes = path
-    if scope == "local":
-        value = frame.f_locals[name]
-    else:
-        value = frame.f_globals[name] if name in frame.f_globals else getattr(builtins, name)
-    for attribute in attributes:
-        value = getattr(value, attribute)
-    return value
 
 
 class GeneratorDriver(Driver):
@@ -488,7 +442,7 @@ class GeneratorDriver(Driver):
                 request = tracer.run(choice, functools.partial(running.generator.send, None))
             except StopIteration as stop:
                 _flush(recorder, tracer.take(""))
-                recorder.record(Event(choice, "return", f"returns {_short(stop.value)}"))
+                recorder.record(Event(choice, "return", f"returns {short(stop.value)}"))
                 live.remove(running)
                 continue
             except Exception as exc:
@@ -510,7 +464,7 @@ class GeneratorDriver(Driver):
             else:
                 hint = " (did you mean `yield from`?)" if isinstance(request, Generator) else ""
                 raise TypeError(
-                    f"task {running.name!r} yielded {_short(request)} at {where}{hint}: a task "
+                    f"task {running.name!r} yielded {short(request)} at {where}{hint}: a task "
                     "may only `yield` (a switch point) or wait with `yield from` on a lock or "
                     "queue method"
                 )
@@ -527,20 +481,6 @@ def without_comment(source: str) -> str:
 def _flush(recorder: Recorder, events: list[Event]) -> None:
     for event in events:
         recorder.record(event)
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = describe_object(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-_ADDRESS = re.compile(r" (?:at|object at) 0x[0-9a-fA-F]+")
-
-
-def describe_object(value: Any) -> str:
-    """``repr(value)`` without memory addresses, so that a trace is the same
-    text on every run (replay promises the same trace)."""
-    return _ADDRESS.sub("", repr(value))
 
 
 def _deadlock(live: list[_Running], tracer: StepTracer) -> RunOutcome:

@@ -35,15 +35,16 @@ must wait tells the driver what it waits for; it is not runnable until
 that is ready. When no task is runnable and some are unfinished, the
 schedule ends in a deadlock, reported with who waits for what and where.
 
-Tracing and the trace. At each instruction, a small per-code-object
-analysis (a symbolic stack over ``dis`` output, computed once) says whether
-it reads or writes shared state -- a global, a closure variable, an
+Tracing and the trace. At each instruction, the per-code-object analysis
+of :mod:`._access` (shared with the generator driver) says whether it
+reads or writes shared state -- a global, a closure variable, an
 attribute, a subscript -- and on which object; the value is peeked without
 side effects (instance ``__dict__``, slots; a property's value is taken
-from its getter's return, or its setter's argument). Writes are recorded
-at the next event of the same thread, once the value is there. Objects are
-named by type and order of first sight (``Counter``, ``Counter#2``), never
-by address, so the same schedule gives the same trace.
+from its getter's return, or its setter's argument, caught here as a
+library call). Writes are recorded at the next event of the same thread,
+once the value is there. Objects are named by type and order of first
+sight (``Counter``, ``Counter#2``), never by address, so the same schedule
+gives the same trace.
 
 Cleaning up. A schedule ends with every task thread gone: a task the
 schedule gives up on (a deadlock, another task's failure, a step limit) is
@@ -73,7 +74,6 @@ import dis
 import linecache
 import os
 import queue
-import reprlib
 import site
 import sys
 import sysconfig
@@ -85,6 +85,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _patches
+from ._access import (
+    MISSING,
+    Access,
+    Names,
+    ShortRepr,
+    analyse,
+    evaluate,
+    is_data,
+    locate,
+    peek_attr,
+    peek_read,
+    peek_written,
+    property_code,
+)
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._patches import Abandoned, Control, Waitable, Window
 from ._scheduler import Scheduler
@@ -131,122 +145,7 @@ def default_user_code(filename: str) -> bool:
     return not path.startswith(_LIBRARY_DIRS)
 
 
-# -- what an instruction touches: a symbolic stack over dis, once per code object --
-
-# An expression whose value is on the stack: ("fast"|"deref"|"global", name),
-# ("const", value), ("attr", expr, name); None when not known.
-_Expr = tuple[Any, ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Access:
-    kind: str  # "read", "write", or "use" (a with statement's context manager)
-    what: str  # "global", "deref", "attr", "subscr", "with"
-    name: str  # the variable or attribute name ("" for subscripts)
-    obj: _Expr = None  # attr: the object; subscr: the container
-    key: _Expr = None  # subscr: the key
-
-
-# Opcodes that leave the stack alone (stack_effect 0 but no push either).
-_NEUTRAL = frozenset({"NOP", "RESUME", "EXTENDED_ARG", "CACHE", "KW_NAMES", "NOT_TAKEN"})
-_NULL_AFTER_GLOBAL = sys.version_info >= (3, 13)  # "x + NULL" instead of "NULL + x"
-_METHOD_FLAG_IN_LOAD_ATTR = sys.version_info >= (3, 12)
-
-
-def _analyse(code: types.CodeType) -> dict[int, _Access]:
-    """Offset -> what the instruction there reads or writes, for the
-    instructions that touch shared state. A linear pass with a symbolic
-    stack, reset at jump targets; what cannot be followed becomes None
-    (the access is then simply not shown)."""
-    accesses: dict[int, _Access] = {}
-    stack: list[_Expr] = []
-
-    def top(n: int = 1) -> _Expr:
-        return stack[-n] if len(stack) >= n else None
-
-    def pop(n: int) -> None:
-        del stack[max(0, len(stack) - n) :]
-
-    for ins in dis.get_instructions(code):
-        if ins.is_jump_target:
-            stack = []
-        op, arg, name = ins.opname, ins.arg, ins.argval
-        at = ins.offset
-        if op == "LOAD_GLOBAL" or op == "LOAD_NAME":
-            accesses[at] = _Access("read", "global", name)
-            expr: _Expr = ("global", name)
-            null = op == "LOAD_GLOBAL" and arg is not None and arg & 1
-            if null and not _NULL_AFTER_GLOBAL:
-                stack.append(None)
-            stack.append(expr)
-            if null and _NULL_AFTER_GLOBAL:
-                stack.append(None)
-        elif op in ("STORE_GLOBAL", "STORE_NAME"):
-            accesses[at] = _Access("write", "global", name)
-            pop(1)
-        elif op in ("LOAD_DEREF", "LOAD_CLASSDEREF"):
-            accesses[at] = _Access("read", "deref", name)
-            stack.append(("deref", name))
-        elif op == "STORE_DEREF":
-            accesses[at] = _Access("write", "deref", name)
-            pop(1)
-        elif op in ("LOAD_FAST", "LOAD_FAST_CHECK"):
-            stack.append(("fast", name))
-        elif op == "LOAD_FAST_LOAD_FAST":
-            stack += [("fast", name[0]), ("fast", name[1])]
-        elif op == "LOAD_CONST":
-            stack.append(("const", name))
-        elif op == "LOAD_ATTR":
-            obj = top()
-            accesses[at] = _Access("read", "attr", name, obj)
-            pop(1)
-            if _METHOD_FLAG_IN_LOAD_ATTR and arg is not None and arg & 1:
-                stack += [None, None]
-            else:
-                stack.append(None if obj is None else ("attr", obj, name))
-        elif op == "LOAD_METHOD":  # 3.11: a method is read (and checked, not shown)
-            accesses[at] = _Access("read", "attr", name, top())
-            pop(1)
-            stack += [None, None]
-        elif op == "STORE_ATTR":
-            accesses[at] = _Access("write", "attr", name, top())
-            pop(2)
-        elif op == "BEFORE_WITH":
-            # Only checked (a primitive made outside the schedule), not shown.
-            accesses[at] = _Access("use", "with", "", top())
-            pop(1)
-            stack += [None, None]
-        elif op == "BINARY_SUBSCR":
-            accesses[at] = _Access("read", "subscr", "", top(2), top(1))
-            pop(2)
-            stack.append(None)
-        elif op == "STORE_SUBSCR":
-            accesses[at] = _Access("write", "subscr", "", top(2), top(1))
-            pop(3)
-        elif op == "COPY" and arg:
-            stack.append(top(arg))
-        elif op == "SWAP" and arg:
-            while len(stack) < arg:
-                stack.insert(0, None)
-            stack[-1], stack[-arg] = stack[-arg], stack[-1]
-        elif op not in _NEUTRAL:
-            try:
-                effect = dis.stack_effect(ins.opcode, arg, jump=False)
-            except ValueError:
-                try:
-                    effect = dis.stack_effect(ins.opcode, None, jump=False)
-                except ValueError:
-                    stack = []
-                    continue
-            # Unknown instruction: it may consume and replace the top, so
-            # what remains visible there is no longer known.
-            if effect < 0:
-                pop(-effect)
-            if stack:
-                stack[-1] = None
-            stack += [None] * max(0, effect)
-    return accesses
-
+# -- switch points: the instructions another task could observe ------------------
 
 #: Instructions whose only effects are on the frame's own stack and locals.
 #: Another task cannot observe them, so switching just before one is the
@@ -276,7 +175,7 @@ _LOCAL_ONLY = frozenset(
 class _CodeInfo:
     #: offset -> shared access, and the offsets that are switch points; both
     #: computed on the first instruction run (None until then).
-    accesses: dict[int, _Access] | None = None
+    accesses: dict[int, Access] | None = None
     points: frozenset[int] = frozenset()
     #: Backward jumps that are not switch points: each still counts as a
     #: step, so that a loop of purely local instructions ends in the step
@@ -291,100 +190,7 @@ def _switch_points(code: types.CodeType) -> tuple[frozenset[int], frozenset[int]
     return points, loops
 
 
-# -- showing values -------------------------------------------------------------------
-
-_MISSING: Any = object()
-#: Values of these modules' types are machinery, not shared data: a read of
-#: a global holding a lock is noise in a trace.
-_MACHINERY_MODULES = ("threading", "queue", "_thread", "critsec")
-
-
-def _is_data(value: Any) -> bool:
-    if callable(value) or isinstance(value, types.ModuleType) or _has_plain_repr(value):
-        return False  # code, or a reference to an object: not data worth a row
-    module = type(value).__module__
-    return not module.startswith(_MACHINERY_MODULES)
-
-
-_OBJECT_REPR: Any = object.__repr__
-
-
-def _has_plain_repr(value: Any) -> bool:
-    return type(value).__repr__ is _OBJECT_REPR
-
-
-class _Names:
-    """Names for objects, stable within a schedule: ``Counter`` for the first
-    instance of a type seen, ``Counter#2`` for the next; a container read
-    from a named place (``items``) is named after it."""
-
-    def __init__(self) -> None:
-        self.names: dict[int, tuple[Any, str]] = {}  # id -> (object kept alive, name)
-        self.per_type: dict[str, int] = {}
-
-    def of(self, obj: Any) -> str:
-        known = self.names.get(id(obj))
-        if known is not None:
-            return known[1]
-        if isinstance(obj, types.ModuleType):
-            return obj.__name__
-        kind = type(obj).__name__
-        count = self.per_type.get(kind, 0) + 1
-        self.per_type[kind] = count
-        name = kind if count == 1 else f"{kind}#{count}"
-        self.names[id(obj)] = (obj, name)
-        return name
-
-    def remember(self, obj: Any, name: str) -> None:
-        if isinstance(obj, (list, dict, set, bytearray)) and id(obj) not in self.names:
-            self.names[id(obj)] = (obj, name)
-
-
-class _Repr(reprlib.Repr):
-    """``reprlib`` with objects of the default ``<X object at 0x...>`` repr
-    shown by their schedule-stable name, so traces do not depend on addresses."""
-
-    def __init__(self, names: _Names) -> None:
-        super().__init__()
-        self.names = names
-        self.maxstring = self.maxother = 40
-
-    def repr_instance(self, x: Any, level: int) -> str:
-        if _has_plain_repr(x):
-            return self.names.of(x)
-        return super().repr_instance(x, level)
-
-
-def _peek_attr(obj: Any, name: str) -> Any:
-    """``obj.name`` without running user code: the instance's ``__dict__``,
-    slots, class attributes; ``_MISSING`` if it would take a call (a
-    property, ``__getattr__``), or a property object itself for properties."""
-    cls_attr = _MISSING
-    for klass in type(obj).__mro__:
-        if name in klass.__dict__:
-            cls_attr = klass.__dict__[name]
-            break
-    if cls_attr is not _MISSING:
-        if isinstance(cls_attr, property):
-            return cls_attr
-        if isinstance(cls_attr, types.MemberDescriptorType):  # __slots__
-            try:
-                return cls_attr.__get__(obj, type(obj))
-            except AttributeError:
-                return _MISSING
-        if hasattr(type(cls_attr), "__set__"):
-            return _MISSING  # some other data descriptor: only a call would tell
-    try:
-        instance_dict = object.__getattribute__(obj, "__dict__")
-    except AttributeError:
-        instance_dict = None
-    if isinstance(instance_dict, dict) and name in instance_dict:
-        return instance_dict[name]
-    if isinstance(obj, type):
-        for klass in obj.__mro__:
-            if name in klass.__dict__:
-                return klass.__dict__[name]
-    return cls_attr
+# -- where a task is ---------------------------------------------------------------------
 
 
 def _where(frame: types.FrameType) -> tuple[str, str]:
@@ -414,10 +220,10 @@ class _Task:
         # A write whose value is known only after the instruction ran:
         # (access, frame, resolved object or None, display name, location,
         # where the store is: the frame's line may have moved on by then).
-        self.pending: tuple[_Access, types.FrameType, Any, str, str, tuple[str, str]] | None = None
+        self.pending: tuple[Access, types.FrameType, Any, str, str, tuple[str, str]] | None = None
         # A property call whose result (or argument) the trace wants:
         # (code of the getter or setter, access, display, location).
-        self.expect: tuple[types.CodeType, _Access, str, str] | None = None
+        self.expect: tuple[types.CodeType, Access, str, str] | None = None
 
 
 # -- one schedule -------------------------------------------------------------------------
@@ -456,8 +262,8 @@ class _Schedule(Control):
         self.haste = False  # abandoned without waiting for each thread
         self.clock = 0.0
         self.labels: dict[str, int] = {}
-        self.names = _Names()
-        self.repr = _Repr(self.names)
+        self.names = Names()
+        self.repr = ShortRepr(self.names)
         self.codes: dict[types.CodeType, _CodeInfo | None] = driver._codes
         self.opcodes = driver.granularity == "opcode"
         self.backend: _Monitoring | None = None  # None: sys.settrace
@@ -509,8 +315,8 @@ class _Schedule(Control):
         t.blocked_at = _where(frame) if frame is not None else ("", "")
         t.blocked_in = ""
         if api is not None and not api.f_code.co_filename.startswith(_EXPLORE_DIR):
-            obj = api.f_locals.get("self", _MISSING)
-            owner = "" if obj is _MISSING else f"{self.names.of(obj)}."
+            obj = api.f_locals.get("self", MISSING)
+            owner = "" if obj is MISSING else f"{self.names.of(obj)}."
             t.blocked_in = f" (in {owner}{api.f_code.co_name})"
         what = waitable.describe() + t.blocked_in
         self._event(t, "block", f"waits for {what}", t.blocked_at)
@@ -624,7 +430,7 @@ class _Schedule(Control):
         if info is None:
             return
         if info.accesses is None:
-            info.accesses = _analyse(frame.f_code)
+            info.accesses = analyse(frame.f_code)
             info.points, info.loops = _switch_points(frame.f_code)
         if offset not in info.points:
             if offset in info.loops:
@@ -642,81 +448,30 @@ class _Schedule(Control):
 
     # -- reads and writes --------------------------------------------------------------------
 
-    def _eval(self, expr: _Expr, frame: types.FrameType) -> Any:
-        if expr is None:
-            return _MISSING
-        kind = expr[0]
-        if kind == "const":
-            return expr[1]
-        if kind in ("fast", "deref"):
-            return frame.f_locals.get(expr[1], _MISSING)
-        if kind == "global":
-            value = frame.f_globals.get(expr[1], _MISSING)
-            if value is _MISSING:
-                value = frame.f_builtins.get(expr[1], _MISSING)
-            return value
-        obj = self._eval(expr[1], frame)
-        if obj is _MISSING:
-            return _MISSING
-        value = _peek_attr(obj, expr[2])
-        return _MISSING if isinstance(value, property) else value
-
-    def _place(self, t: _Task, frame: types.FrameType, access: _Access) -> tuple[Any, str, str]:
-        """(object or container, display name, location) of an access;
-        object is None for variables, ``_MISSING`` when unknown."""
-        if access.what == "global":
-            return None, access.name, f"global {access.name}"
-        if access.what == "deref":
-            return None, access.name, f"nonlocal {access.name}"
-        obj = self._eval(access.obj, frame)
-        if obj is _MISSING:
-            return _MISSING, "", ""
-        if access.what == "attr":
-            display = f"{self.names.of(obj)}.{access.name}"
-            return obj, display, display
-        key = self._eval(access.key, frame)
-        if key is _MISSING or not isinstance(key, (int, str, bytes, tuple, float)):
-            return _MISSING, "", ""
-        display = f"{self.names.of(obj)}[{key!r}]"
-        return (obj, key), display, display
-
-    def _access(self, t: _Task, frame: types.FrameType, access: _Access) -> None:
+    def _access(self, t: _Task, frame: types.FrameType, access: Access) -> None:
         if access.what == "with":
-            _patches.check_controlled(self._eval(access.obj, frame))
+            _patches.check_controlled(evaluate(access.obj, frame))
             return
-        obj, display, location = self._place(t, frame, access)
-        if obj is _MISSING:
+        obj, display, location = locate(access, frame, self.names)
+        if obj is MISSING:
             return
         if access.what == "attr":
             _patches.check_controlled(obj)
         if access.kind == "write":
             t.pending = (access, frame, obj, display, location, _where(frame))
             if access.what == "attr":
-                prop = _peek_attr(obj, access.name)
-                if isinstance(prop, property) and prop.fset is not None:
-                    code = getattr(prop.fset, "__code__", None)
-                    if code is not None and self.info(code) is None:
-                        t.pending = None
-                        t.expect = (code, access, display, location)
-            return
-        if access.what == "subscr":
-            container, key = obj
-            if type(container) not in (list, dict, tuple):
-                return
-            try:
-                value = container[key]
-            except (LookupError, TypeError):
-                return
-        elif access.what == "attr":
-            value = _peek_attr(obj, access.name)
-            if isinstance(value, property):
-                code = getattr(value.fget, "__code__", None)
+                code = property_code(peek_attr(obj, access.name), "write")
                 if code is not None and self.info(code) is None:
+                    t.pending = None
                     t.expect = (code, access, display, location)
-                return
-        else:
-            value = self._eval((access.what, access.name), frame)
-        if value is _MISSING or not _is_data(value):
+            return
+        value = peek_read(access, frame, obj)
+        if isinstance(value, property):
+            code = property_code(value, "read")
+            if code is not None and self.info(code) is None:
+                t.expect = (code, access, display, location)
+            return
+        if value is MISSING or not is_data(value):
             return
         if access.what != "subscr":
             self.names.remember(value, display)
@@ -735,14 +490,8 @@ class _Schedule(Control):
         access, frame, obj, display, location, at = t.pending
         t.pending = None
         try:
-            if access.what == "attr":
-                value = _peek_attr(obj, access.name)
-            elif access.what == "subscr":
-                container, key = obj
-                value = container[key] if type(container) in (list, dict) else _MISSING
-            else:
-                value = self._eval((access.what, access.name), frame)
-            if value is not _MISSING and not isinstance(value, property):
+            value = peek_written(access, frame, obj)
+            if value is not MISSING:
                 self._value_event(t, "write", display, location, value, at)
         except Exception:
             pass
@@ -762,8 +511,8 @@ class _Schedule(Control):
         name = code.co_name
         if name.startswith("_") and name not in ("__enter__", "__exit__"):
             return None
-        obj = frame.f_locals.get("self", _MISSING)
-        if obj is _MISSING:
+        obj = frame.f_locals.get("self", MISSING)
+        if obj is MISSING:
             return None
         who = getattr(obj, "_label", None) or self.names.of(obj)
         at = _where(caller)
@@ -803,7 +552,7 @@ class _Schedule(Control):
             return None
 
         def on_return(value: Any) -> None:
-            if _is_data(value):
+            if is_data(value):
                 self._value_event(t, "read", display, location, value, at)
 
         return on_return

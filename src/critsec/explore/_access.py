@@ -1,0 +1,396 @@
+"""Which shared value a bytecode instruction reads or writes, and how to show it.
+
+Design
+------
+Both tracing drivers -- threads (:mod:`._threads`) and generators/asyncio
+(:mod:`._generators`, :mod:`._asyncio`) -- record a task's reads and writes
+of shared state as trace events. Neither sees the value stack: a trace
+function or a ``sys.monitoring`` callback only learns *which* instruction
+is about to run. What that instruction touches is therefore worked out
+from the bytecode, once per code object (:func:`analyse`): a linear pass
+with a symbolic stack over ``dis`` output, reset at jump targets, that
+remembers for each value on the stack how it was obtained (a local, a
+global, a closure variable, a constant, an attribute of one of those).
+An instruction that loads or stores a global, a closure variable, an
+attribute or a subscript then becomes an :class:`Access` naming its object
+and key as such expressions, which the driver evaluates in the live frame
+when the instruction is reached (:func:`locate`).
+
+Evaluating must not change what the program does, so values are *peeked*
+(:func:`peek_attr`): an instance's ``__dict__``, slots and class
+attributes, never ``__getattr__`` or a descriptor's ``__get__``. A
+property is returned as the property object, and the driver takes its
+value from the getter's return (or the setter's argument) when the
+property's code runs -- how it catches that call is the driver's business.
+What cannot be followed is simply not shown: the trace is a courtesy.
+
+Objects are named by type and order of first sight (``Counter``,
+``Counter#2``) or after the place they were first read from, never by
+address (:class:`Names`, :class:`ShortRepr`, :func:`describe_object`), so
+the same schedule gives the same trace text on every run -- replay
+promises that.
+
+What stays in the drivers: where switch points go and how tasks are
+suspended (batons and ``sys.monitoring`` for threads, ``yield`` and
+``sys.settrace`` line tracking for generators), when a write's value is
+known (the next event of the same task), and which objects are named after
+their place (the generator trace names any object so, the thread trace only
+containers).
+"""
+
+from __future__ import annotations
+
+import dis
+import re
+import reprlib
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "MISSING",
+    "Access",
+    "Names",
+    "ShortRepr",
+    "analyse",
+    "describe_object",
+    "evaluate",
+    "is_data",
+    "locate",
+    "peek_attr",
+    "peek_read",
+    "peek_written",
+    "property_code",
+    "short",
+]
+
+#: "No value": unknown, or it would take running code to know.
+MISSING: Any = object()
+
+# -- what an instruction touches: a symbolic stack over dis, once per code object --
+
+# An expression whose value is on the stack: ("fast"|"deref"|"global", name),
+# ("const", value), ("attr", expr, name); None when not known.
+Expr = tuple[Any, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What one instruction reads or writes."""
+
+    kind: str  # "read", "write", or "use" (a with statement's context manager)
+    what: str  # "global", "deref", "attr", "subscr", "with"
+    name: str  # the variable or attribute name ("" for subscripts)
+    obj: Expr = None  # attr: the object; subscr: the container
+    key: Expr = None  # subscr: the key
+
+
+# Opcodes that leave the stack alone (stack_effect 0 but no push either).
+_NEUTRAL = frozenset({"NOP", "RESUME", "EXTENDED_ARG", "CACHE", "KW_NAMES", "NOT_TAKEN"})
+_NULL_AFTER_GLOBAL = sys.version_info >= (3, 13)  # "x + NULL" instead of "NULL + x"
+_METHOD_FLAG_IN_LOAD_ATTR = sys.version_info >= (3, 12)
+
+
+def analyse(code: types.CodeType) -> dict[int, Access]:
+    """Offset -> what the instruction there reads or writes, for the
+    instructions that touch shared state. A linear pass with a symbolic
+    stack, reset at jump targets; what cannot be followed becomes None
+    (the access is then simply not shown). Pure; callers cache it."""
+    accesses: dict[int, Access] = {}
+    stack: list[Expr] = []
+
+    def top(n: int = 1) -> Expr:
+        return stack[-n] if len(stack) >= n else None
+
+    def pop(n: int) -> None:
+        del stack[max(0, len(stack) - n) :]
+
+    for ins in dis.get_instructions(code):
+        if ins.is_jump_target:
+            stack = []
+        op, arg, name = ins.opname, ins.arg, ins.argval
+        at = ins.offset
+        if op == "LOAD_GLOBAL" or op == "LOAD_NAME":
+            accesses[at] = Access("read", "global", name)
+            expr: Expr = ("global", name)
+            null = op == "LOAD_GLOBAL" and arg is not None and arg & 1
+            if null and not _NULL_AFTER_GLOBAL:
+                stack.append(None)
+            stack.append(expr)
+            if null and _NULL_AFTER_GLOBAL:
+                stack.append(None)
+        elif op in ("STORE_GLOBAL", "STORE_NAME"):
+            accesses[at] = Access("write", "global", name)
+            pop(1)
+        elif op in ("LOAD_DEREF", "LOAD_CLASSDEREF"):
+            accesses[at] = Access("read", "deref", name)
+            stack.append(("deref", name))
+        elif op == "STORE_DEREF":
+            accesses[at] = Access("write", "deref", name)
+            pop(1)
+        elif op in ("LOAD_FAST", "LOAD_FAST_CHECK"):
+            stack.append(("fast", name))
+        elif op == "LOAD_FAST_LOAD_FAST":
+            stack += [("fast", name[0]), ("fast", name[1])]
+        elif op == "LOAD_CONST":
+            stack.append(("const", name))
+        elif op == "LOAD_ATTR":
+            obj = top()
+            accesses[at] = Access("read", "attr", name, obj)
+            pop(1)
+            if _METHOD_FLAG_IN_LOAD_ATTR and arg is not None and arg & 1:
+                stack += [None, None]
+            else:
+                stack.append(None if obj is None else ("attr", obj, name))
+        elif op == "LOAD_METHOD":  # 3.11: a method is read (and checked, not shown)
+            accesses[at] = Access("read", "attr", name, top())
+            pop(1)
+            stack += [None, None]
+        elif op == "STORE_ATTR":
+            accesses[at] = Access("write", "attr", name, top())
+            pop(2)
+        elif op == "BEFORE_WITH":
+            # Only checked (a primitive made outside the schedule), not shown.
+            accesses[at] = Access("use", "with", "", top())
+            pop(1)
+            stack += [None, None]
+        elif op == "BINARY_SUBSCR":
+            accesses[at] = Access("read", "subscr", "", top(2), top(1))
+            pop(2)
+            stack.append(None)
+        elif op == "STORE_SUBSCR":
+            accesses[at] = Access("write", "subscr", "", top(2), top(1))
+            pop(3)
+        elif op == "COPY" and arg:
+            stack.append(top(arg))
+        elif op == "SWAP" and arg:
+            while len(stack) < arg:
+                stack.insert(0, None)
+            stack[-1], stack[-arg] = stack[-arg], stack[-1]
+        elif op not in _NEUTRAL:
+            try:
+                effect = dis.stack_effect(ins.opcode, arg, jump=False)
+            except ValueError:
+                try:
+                    effect = dis.stack_effect(ins.opcode, None, jump=False)
+                except ValueError:
+                    stack = []
+                    continue
+            # Unknown instruction: it may consume and replace the top, so
+            # what remains visible there is no longer known.
+            if effect < 0:
+                pop(-effect)
+            if stack:
+                stack[-1] = None
+            stack += [None] * max(0, effect)
+    return accesses
+
+
+# -- peeking values without running code ------------------------------------------------
+
+
+def peek_attr(obj: Any, name: str) -> Any:
+    """``obj.name`` without running user code: the instance's ``__dict__``,
+    slots, class attributes; ``MISSING`` if it would take a call (a
+    property, ``__getattr__``), or a property object itself for properties."""
+    cls_attr = MISSING
+    for klass in type(obj).__mro__:
+        if name in klass.__dict__:
+            cls_attr = klass.__dict__[name]
+            break
+    if cls_attr is not MISSING:
+        if isinstance(cls_attr, property):
+            return cls_attr
+        if isinstance(cls_attr, types.MemberDescriptorType):  # __slots__
+            try:
+                return cls_attr.__get__(obj, type(obj))
+            except AttributeError:
+                return MISSING
+        if hasattr(type(cls_attr), "__set__"):
+            return MISSING  # some other data descriptor: only a call would tell
+    try:
+        instance_dict = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        instance_dict = None
+    if isinstance(instance_dict, dict) and name in instance_dict:
+        return instance_dict[name]
+    if isinstance(obj, type):
+        for klass in obj.__mro__:
+            if name in klass.__dict__:
+                return klass.__dict__[name]
+    return cls_attr
+
+
+def evaluate(expr: Expr, frame: types.FrameType) -> Any:
+    """The value of ``expr`` in ``frame`` now, peeked; ``MISSING`` if unknown."""
+    if expr is None:
+        return MISSING
+    kind = expr[0]
+    if kind == "const":
+        return expr[1]
+    if kind in ("fast", "deref"):
+        return frame.f_locals.get(expr[1], MISSING)
+    if kind == "global":
+        value = frame.f_globals.get(expr[1], MISSING)
+        if value is MISSING:
+            value = frame.f_builtins.get(expr[1], MISSING)
+        return value
+    obj = evaluate(expr[1], frame)
+    if obj is MISSING:
+        return MISSING
+    value = peek_attr(obj, expr[2])
+    return MISSING if isinstance(value, property) else value
+
+
+def locate(access: Access, frame: types.FrameType, names: Names) -> tuple[Any, str, str]:
+    """(object, display name, location) of an access in ``frame``: the
+    object is None for variables, ``(container, key)`` for subscripts and
+    ``MISSING`` when it cannot be known without running code."""
+    if access.what == "global":
+        return None, access.name, f"global {access.name}"
+    if access.what == "deref":
+        return None, access.name, f"nonlocal {access.name}"
+    obj = evaluate(access.obj, frame)
+    if obj is MISSING:
+        return MISSING, "", ""
+    if access.what != "subscr":
+        display = f"{names.of(obj)}.{access.name}"
+        return obj, display, display
+    key = evaluate(access.key, frame)
+    if key is MISSING or not isinstance(key, (int, str, bytes, tuple, float)):
+        return MISSING, "", ""
+    display = f"{names.of(obj)}[{key!r}]"
+    return (obj, key), display, display
+
+
+def peek_read(access: Access, frame: types.FrameType, obj: Any) -> Any:
+    """The value a read is about to get (``obj`` from :func:`locate`):
+    ``MISSING`` if unknown, a property object if it takes the getter."""
+    if access.what == "subscr":
+        container, key = obj
+        if type(container) not in (list, dict, tuple):
+            return MISSING  # __getitem__ may be anyone's code
+        try:
+            return container[key]
+        except (LookupError, TypeError):
+            return MISSING
+    if access.what == "attr":
+        return peek_attr(obj, access.name)
+    return evaluate((access.what, access.name), frame)
+
+
+def peek_written(access: Access, frame: types.FrameType, obj: Any) -> Any:
+    """The value a write stored, once it ran: ``MISSING`` if unknown (a
+    property, a container other than a list or dict)."""
+    if access.what == "attr":
+        value = peek_attr(obj, access.name)
+        return MISSING if isinstance(value, property) else value
+    if access.what == "subscr":
+        container, key = obj
+        return container[key] if type(container) in (list, dict) else MISSING
+    return evaluate((access.what, access.name), frame)
+
+
+def property_code(value: Any, kind: str) -> types.CodeType | None:
+    """The code that gives a property's value: the getter's for a read, the
+    setter's for a write; None if ``value`` is no property or has none."""
+    if not isinstance(value, property):
+        return None
+    function = value.fget if kind == "read" else value.fset
+    code = getattr(function, "__code__", None)
+    return code if isinstance(code, types.CodeType) else None
+
+
+# -- showing values -----------------------------------------------------------------------
+
+#: Values of these modules' types are machinery, not shared data: a read of
+#: a global holding a lock is noise in a trace.
+_MACHINERY_MODULES = ("threading", "queue", "_thread", "asyncio", "critsec")
+
+
+def is_data(value: Any) -> bool:
+    """True for a value worth a row of its own in a trace: not code, not a
+    module, not a reference to an object without a repr, not machinery."""
+    if callable(value) or isinstance(value, types.ModuleType) or _has_plain_repr(value):
+        return False
+    module = type(value).__module__
+    return not module.startswith(_MACHINERY_MODULES)
+
+
+_OBJECT_REPR: Any = object.__repr__
+
+
+def _has_plain_repr(value: Any) -> bool:
+    return type(value).__repr__ is _OBJECT_REPR
+
+
+class Names:
+    """Names for objects, stable within a schedule: ``Counter`` for the first
+    instance of a type seen, ``Counter#2`` for the next; an object can be
+    named after the place it was first read from instead."""
+
+    def __init__(self) -> None:
+        self.names: dict[int, tuple[Any, str]] = {}  # id -> (object kept alive, name)
+        self.per_type: dict[str, int] = {}
+
+    def of(self, obj: Any) -> str:
+        known = self.names.get(id(obj))
+        if known is not None:
+            return known[1]
+        if isinstance(obj, types.ModuleType):
+            return obj.__name__
+        kind = type(obj).__name__
+        count = self.per_type.get(kind, 0) + 1
+        self.per_type[kind] = count
+        name = kind if count == 1 else f"{kind}#{count}"
+        self.names[id(obj)] = (obj, name)
+        return name
+
+    def remember(self, obj: Any, name: str) -> None:
+        """A container read from a named place (``items``) is named after it."""
+        if isinstance(obj, (list, dict, set, bytearray)):
+            self.adopt(obj, name)
+
+    def adopt(self, obj: Any, name: str) -> None:
+        """Name ``obj`` ``name``, unless it already has a name."""
+        if id(obj) not in self.names:
+            self.names[id(obj)] = (obj, name)
+
+
+_ADDRESS = re.compile(r" (?:at|object at) 0x[0-9a-fA-F]+")
+
+
+def describe_object(value: Any) -> str:
+    """``repr(value)`` without memory addresses, so that a trace is the same
+    text on every run (replay promises the same trace)."""
+    return _ADDRESS.sub("", repr(value))
+
+
+def short(value: Any, width: int = 60) -> str:
+    """:func:`describe_object`, cut to ``width`` characters."""
+    text = describe_object(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class ShortRepr(reprlib.Repr):
+    """``reprlib`` with objects of the default ``<X object at 0x...>`` repr
+    shown by their schedule-stable name, and no addresses in the others."""
+
+    def __init__(self, names: Names) -> None:
+        super().__init__()
+        self.names = names
+        self.maxstring = self.maxother = 40
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        if _has_plain_repr(x):
+            return self.names.of(x)
+        try:
+            text = describe_object(x)
+        except Exception:  # reprlib would show the address instead
+            return f"<{type(x).__name__} instance>"
+        if len(text) > self.maxother:
+            head = max(0, (self.maxother - 3) // 2)
+            tail = max(0, self.maxother - 3 - head)
+            text = text[:head] + "..." + text[len(text) - tail :]
+        return text
