@@ -163,3 +163,18 @@ def test_bad_strategy_options() -> None:
         DFSStrategy(-1)
     with pytest.raises(ValueError):
         PCTStrategy(0)
+
+
+def test_default_pct_depths_reach_a_three_preemption_bug_depth_three_cannot() -> None:
+    # PCT preempts only at its depth - 1 change points: depth 3 can never
+    # make three preemptions; the default depths (3, 4, 5) take turns and can.
+    steps = [4, 4]
+    wanted = (0, 1, 0, 1, 1, 1, 0, 0)
+    assert preemptions(wanted, steps) == 3
+    shallow, rng = PCTStrategy(depth=3), random.Random(11)
+    orders = [tuple(simulate(shallow, steps, rng)[0]) for _ in range(2000)]
+    assert max(preemptions(o, steps) for o in orders) == 2
+    default, rng = PCTStrategy(), random.Random(11)
+    orders = [tuple(simulate(default, steps, rng)[0]) for _ in range(2000)]
+    assert wanted in orders
+    assert [default.depths[i % 3] for i in range(4)] == [3, 4, 5, 3]

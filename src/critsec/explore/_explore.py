@@ -195,7 +195,7 @@ def explore(
     timeout: float | None = None,
     granularity: str = "opcode",
     max_steps: int = 100_000,
-    depth: int = 3,
+    depth: int | Sequence[int] = (3, 4, 5),
 ) -> Result:
     """Run ``tasks`` under a controlled scheduler, schedule after schedule,
     until one breaks ``invariant`` (or raises, or deadlocks).
@@ -212,7 +212,8 @@ def explore(
     (exhaustive, optionally bounded by ``preemption_bound``); ``seed``
     makes the search reproducible (None: a fresh one, reported in the
     result); ``max_schedules`` and ``timeout`` (seconds) bound the search;
-    ``max_steps`` bounds one schedule; ``depth`` is PCT's bug depth.
+    ``max_steps`` bounds one schedule; ``depth`` is PCT's bug depth (a sequence: taken
+    in turn, one per schedule).
     Blocks the calling thread until done.
     """
     if preemption_bound is not None and strategy != "dfs":
