@@ -1,0 +1,96 @@
+"""Sanity checks of the benchmark's programs themselves (benchmarks/programs).
+
+Fast and deterministic: shapes, flags, and one sequential run of every
+program -- no tool, no timing. Every program, buggy or not, must satisfy its
+invariant when its tasks run one after another in the listed order: the
+bugs in the suite are concurrency bugs, not plain logic errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import programs  # benchmarks/ is on the path (above), not installed
+
+NAMES = programs.names()
+
+
+def run_sequentially(program: ModuleType) -> object:
+    """``setup()``, then each task to its end in the listed order; the state."""
+    state = program.setup()
+    kind = programs.kind(program)
+    if kind == "threads":
+        for task in program.tasks:
+            task(state)
+    elif kind == "generators":
+        for task in program.tasks:
+            for request in task(state):
+                # A bare `yield` is a switch point; anything else is a wait
+                # request, which a task running alone must never need.
+                assert request is None, f"{task.__name__} would wait when run alone"
+    else:
+
+        async def main() -> None:
+            for task in program.tasks:
+                await task(state)
+
+        asyncio.run(main())
+    return state
+
+
+def test_suite_size() -> None:
+    buggy = [n for n in NAMES if programs.load(n).BUG]
+    assert len(buggy) >= 15
+    assert len(NAMES) - len(buggy) >= 5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shape(name: str) -> None:
+    p = programs.load(name)
+    assert isinstance(p.BUG, bool)
+    assert isinstance(p.DESCRIPTION, str) and p.DESCRIPTION and "\n" not in p.DESCRIPTION
+    assert callable(p.setup) and callable(p.invariant)
+    assert 2 <= len(p.tasks) <= 3 and all(callable(t) for t in p.tasks)
+    # one kind of task per program: the explorers refuse mixtures
+    kinds = {programs.kind(_one_task(p, t)) for t in p.tasks}
+    assert len(kinds) == 1
+    assert kinds <= {"threads", "generators", "asyncio"}
+
+
+def _one_task(p: ModuleType, task: object) -> ModuleType:
+    """A stand-in module whose only task is ``task``, to classify it."""
+    single = ModuleType(p.__name__)
+    single.tasks = [task]  # type: ignore[attr-defined]
+    return single
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sequential_run_satisfies_invariant(name: str) -> None:
+    p = programs.load(name)
+    assert p.invariant(run_sequentially(p))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setup_gives_fresh_state(name: str) -> None:
+    # Each schedule starts from setup(): a run must not leak into the next.
+    p = programs.load(name)
+    run_sequentially(p)
+    assert p.invariant(run_sequentially(p))
+
+
+def test_three_preemptions_needs_exactly_three() -> None:
+    # The program's claim, proved with the explorer's exhaustive search: no
+    # schedule with two preemptions breaks it, and one with three does.
+    from critsec.explore import explore
+
+    p = programs.load("three_preemptions")
+    two = explore(p.setup, p.tasks, p.invariant, strategy="dfs", preemption_bound=2)
+    assert not two.failed and two.exhausted
+    three = explore(p.setup, p.tasks, p.invariant, strategy="dfs", preemption_bound=3)
+    assert three.failed and three.kind == "invariant"
