@@ -59,6 +59,8 @@ import threading
 import time
 from typing import Any, Protocol
 
+from ..runtimes._core import check_lock_args
+
 __all__ = [
     "SETUP",
     "Abandoned",
@@ -212,16 +214,6 @@ def _controlled() -> Control | None:
     return None
 
 
-def _check_acquire_args(blocking: bool, timeout: float) -> None:
-    # The same checks and messages as _thread.lock.acquire.
-    if timeout != -1 and not blocking:
-        raise ValueError("can't specify a timeout for a non-blocking call")
-    if timeout < 0 and timeout != -1:
-        raise ValueError("timeout value must be a non-negative number")
-    if timeout > threading.TIMEOUT_MAX:
-        raise OverflowError("timeout value is too large")
-
-
 class _BaseLock:
     """The state and the waiting shared by :class:`Lock` and :class:`RLock`."""
 
@@ -331,7 +323,7 @@ class Lock(_BaseLock):
         return self
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        _check_acquire_args(blocking, timeout)
+        check_lock_args(blocking, timeout)
         if not self._wait_free(blocking, timeout):
             return False
         self._owner = self._caller()
@@ -363,7 +355,7 @@ class RLock(_BaseLock):
         return self
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        _check_acquire_args(blocking, timeout)
+        check_lock_args(blocking, timeout)
         me = self._caller()
         if self._owner == me:
             self._count += 1
