@@ -417,6 +417,9 @@ def test_an_exception_in_a_task_is_reported_with_its_traceback() -> None:
     assert result.kind == "exception"
     assert result.message == "KeyError: 'missing'"
     assert 'raise KeyError("missing")' in result.trace  # the traceback
+    # ... starting at the user's code, not at the driver that called it
+    traceback_text = result.trace.split("Traceback (most recent call last):")[1]
+    assert "critsec/explore" not in traceback_text
 
 
 def test_a_spin_wait_hits_the_step_limit_with_a_hint() -> None:

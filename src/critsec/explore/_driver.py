@@ -11,6 +11,7 @@ and finally checks ``invariant(state)``.
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,10 +45,20 @@ def task_names(tasks: Sequence[Callable[..., Any]]) -> tuple[str, ...]:
     return tuple(n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names))
 
 
+_EXPLORER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+
+
 def describe_exception(exc: BaseException) -> tuple[str, str]:
-    """(one line, full traceback) for an exception raised by a task."""
+    """(one line, full traceback) for an exception raised by a task. The
+    traceback starts at the user's code: the driver frames that called the
+    task are left out."""
     line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return line, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(
+        _EXPLORER
+    ):
+        tb = tb.tb_next
+    return line, "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 class Driver:
