@@ -18,11 +18,13 @@ from typing import Any
 
 from critsec.explore import explore
 from critsec.explore._access import (
+    DELETED,
     MISSING,
     Access,
     Names,
     ShortRepr,
     analyse,
+    deleted_before,
     describe_object,
     evaluate,
     is_data,
@@ -78,6 +80,58 @@ def test_analyse_follows_attribute_chains_and_subscript_keys() -> None:
     assert subscript.obj == ("attr", ("fast", "b"), "items")
     assert subscript.key is not None and subscript.key[0] == "const"
     assert subscript.key[1] == 0
+
+
+def test_analyse_sees_membership_tests_and_deletes() -> None:
+    def check_then_act(d: dict[str, Any], b: Box) -> None:
+        global shared
+        if "k" in d["c"]:
+            del d["c"]["k"]
+        if "k" not in d:
+            del b.n
+        del shared
+
+    found = set(analyse(check_then_act.__code__).values())
+    item = ("subscr", ("fast", "d"), ("const", "c"))
+    assert Access("read", "subscr", "", item, ("const", "k"), op="in") in found
+    assert Access("read", "subscr", "", ("fast", "d"), ("const", "k"), op="not in") in found
+    assert Access("write", "subscr", "", item, ("const", "k"), op="del") in found
+    assert Access("write", "attr", "n", ("fast", "b"), op="del") in found
+    assert Access("write", "global", "shared", op="del") in found
+
+
+class Picky(dict[str, int]):
+    """A dict whose membership test and deletion are its own code."""
+
+    calls = 0
+
+    def __contains__(self, key: object) -> bool:
+        Picky.calls += 1
+        return False
+
+    def __delitem__(self, key: str) -> None:
+        Picky.calls += 1
+
+
+def test_membership_and_deletes_are_peeked_only_on_plain_containers() -> None:
+    frame = sys._getframe()
+    plain, picky, items = {"k": 1}, Picky(k=1), ["k"]
+    test = Access("read", "subscr", "", None, None, op="in")
+    negated = Access("read", "subscr", "", None, None, op="not in")
+    delete = Access("write", "subscr", "", None, None, op="del")
+    assert peek_read(test, frame, (plain, "k")) is True
+    assert peek_read(negated, frame, (plain, "k")) is True  # presence, whichever the test
+    assert peek_read(test, frame, (plain, "x")) is False
+    assert peek_read(test, frame, (picky, "k")) is MISSING
+    assert peek_read(test, frame, (items, "k")) is MISSING  # membership, no place
+    assert deleted_before(delete, frame, (plain, "k")) is DELETED
+    assert deleted_before(delete, frame, (picky, "k")) is MISSING
+    assert deleted_before(test, frame, (plain, "k")) is MISSING
+    assert Picky.calls == 0
+    del_attr = Access("write", "attr", "value", None, op="del")
+    assert deleted_before(del_attr, frame, Touchy()) is MISSING  # a property's deleter
+    assert deleted_before(Access("write", "attr", "n", None, op="del"), frame, Box()) is DELETED
+    assert repr(DELETED) == "<deleted>"
 
 
 class Touchy:
@@ -209,3 +263,23 @@ def test_generator_trace_shows_closure_variables() -> None:
     assert found.failed
     assert "nonlocal count ➜ 0" in found.trace
     assert "lost update on nonlocal count" in found.trace
+
+
+def test_both_drivers_show_a_check_then_delete_lost_update() -> None:
+    def setup() -> dict[str, dict[str, int]]:
+        return {"cache": {"k": 1}}
+
+    def thread_task(state: dict[str, dict[str, int]]) -> None:
+        if "k" in state["cache"]:
+            del state["cache"]["k"]
+
+    def generator_task(state: dict[str, dict[str, int]]) -> Generator[None, None, None]:
+        if "k" in state["cache"]:
+            yield
+            del state["cache"]["k"]
+
+    for task in (thread_task, generator_task):
+        found = explore(setup, [task, task], lambda state: True, strategy="dfs")
+        assert found.failed and found.kind == "exception"
+        assert "lost update on dict['cache']['k']" in found.trace, found.trace
+        assert "read True" in found.trace and "wrote <deleted>" in found.trace

@@ -644,3 +644,72 @@ def test_a_queue_made_at_import_time_fails_with_a_hint() -> None:
 
 
 import_time_queue: queue.Queue[int] = queue.Queue()
+
+
+# -- check-then-act on a dict: `key in d` reads d[key], `del d[key]` writes it -----------
+
+
+def cache_setup() -> dict[str, dict[str, int]]:
+    return {"cache": {"k": 1}}
+
+
+def take(state: dict[str, dict[str, int]]) -> None:
+    if "k" in state["cache"]:
+        del state["cache"]["k"]  # KeyError when the other task deleted it first
+
+
+def test_a_check_then_delete_on_a_dict_is_a_marked_lost_update() -> None:
+    result = explore(cache_setup, [take, take], lambda s: True, strategy="dfs")
+    assert result.failed and result.kind == "exception" and "KeyError" in result.message
+    item = "dict['cache']['k']"
+    rows = [(e.task, e.kind, e.value) for e in result.events if e.location == item]
+    # Both check, one deletes, the other's delete fails: it is still a row.
+    assert (0, "read", "True") in rows and (1, "read", "True") in rows
+    writes = sorted(r for r in rows if r[1] == "write")
+    assert writes == [(0, "write", "<deleted>"), (1, "write", "<deleted>")]
+    reads = [e for e in result.events if e.location == item and e.kind == "read"]
+    assert all(e.source == 'if "k" in state["cache"]:' for e in reads)
+    assert "'k' in dict['cache'] ➜ True" in {e.text for e in reads}
+    # The check of one task, the other's delete and its own are marked.
+    table = [line.split("|") for line in result.trace.splitlines() if " | " in line]
+    marked = [int(cells[0]) for cells in table if any("⚠1" in cell for cell in cells)]
+    kinds = [(result.events[n - 1].kind, result.events[n - 1].location) for n in marked]
+    assert kinds == [("read", item), ("write", item), ("write", item)]
+    assert {result.events[n - 1].task for n in marked} == {0, 1}
+    assert f"{item} ➜ True ⚠1" in result.trace
+    assert f"⚠1 lost update on {item}: " in result.trace
+    assert "read True" in result.trace and "wrote <deleted> over it" in result.trace
+
+
+def test_not_in_and_deletes_of_attributes_and_globals_are_accesses() -> None:
+    def drop(s: State) -> None:
+        global counter
+        if "k" not in s.table:
+            s.table["k"] = 0
+        del s.flag
+        del counter
+
+    result = explore(lambda: State(table={}, flag=True), [drop], lambda s: False, strategy="dfs")
+    reset_counter()  # the global the task deleted
+    rows = [(e.kind, e.location, e.value) for e in result.events if e.kind in ("read", "write")]
+    assert ("read", "State.table['k']", "False") in rows
+    assert ("write", "State.table['k']", "0") in rows
+    assert ("write", "State.flag", "<deleted>") in rows
+    assert ("write", "global counter", "<deleted>") in rows
+
+
+def test_a_membership_test_of_its_own_is_not_run_to_peek() -> None:
+    class Picky(dict[str, int]):
+        calls = 0
+
+        def __contains__(self, key: object) -> bool:
+            Picky.calls += 1
+            return super().__contains__(key)
+
+    def check(s: State) -> None:
+        if "k" in s.table:
+            pass
+
+    result = explore(lambda: State(table=Picky(k=1)), [check], lambda s: False, strategy="dfs")
+    assert result.failed and Picky.calls == 1  # the program's own test, no peek
+    assert not [e for e in result.events if e.location == "State.table['k']"]

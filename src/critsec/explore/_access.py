@@ -15,6 +15,10 @@ An instruction that loads or stores a global, a closure variable, an
 attribute or a subscript then becomes an :class:`Access` naming its object
 and key as such expressions, which the driver evaluates in the live frame
 when the instruction is reached (:func:`locate`).
+A membership test ``key in d`` (``not in``) is a read of ``d[key]``, its
+value whether the key is there; a ``del`` of an item, an attribute or a
+global is a write, shown as ``<deleted>`` -- so a check-then-act on a dict
+pairs into a conflict like any read and write.
 
 Evaluating must not change what the program does, so values are *peeked*
 (:func:`peek_attr`): an instance's ``__dict__``, slots and class
@@ -49,11 +53,13 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "DELETED",
     "MISSING",
     "Access",
     "Names",
     "ShortRepr",
     "analyse",
+    "deleted_before",
     "describe_object",
     "evaluate",
     "is_data",
@@ -71,7 +77,7 @@ MISSING: Any = object()
 # -- what an instruction touches: a symbolic stack over dis, once per code object --
 
 # An expression whose value is on the stack: ("fast"|"deref"|"global", name),
-# ("const", value), ("attr", expr, name); None when not known.
+# ("const", value), ("attr", expr, name), ("subscr", expr, expr); None when not known.
 Expr = tuple[Any, ...] | None
 
 
@@ -84,6 +90,9 @@ class Access:
     name: str  # the variable or attribute name ("" for subscripts)
     obj: Expr = None  # attr: the object; subscr: the container
     key: Expr = None  # subscr: the key
+    #: "" for a load or store; "in" / "not in" for ``key in container`` (a
+    #: read of ``container[key]``: is it there), "del" for a ``del`` (a write).
+    op: str = ""
 
 
 # Opcodes that leave the stack alone (stack_effect 0 but no push either).
@@ -129,6 +138,10 @@ def analyse(code: types.CodeType) -> dict[int, Access]:
         elif op == "STORE_DEREF":
             accesses[at] = Access("write", "deref", name)
             pop(1)
+        elif op in ("DELETE_GLOBAL", "DELETE_NAME"):
+            accesses[at] = Access("write", "global", name, op="del")
+        elif op == "DELETE_DEREF":
+            accesses[at] = Access("write", "deref", name, op="del")
         elif op in ("LOAD_FAST", "LOAD_FAST_CHECK"):
             stack.append(("fast", name))
         elif op == "LOAD_FAST_LOAD_FAST":
@@ -150,18 +163,31 @@ def analyse(code: types.CodeType) -> dict[int, Access]:
         elif op == "STORE_ATTR":
             accesses[at] = Access("write", "attr", name, top())
             pop(2)
+        elif op == "DELETE_ATTR":
+            accesses[at] = Access("write", "attr", name, top(), op="del")
+            pop(1)
         elif op == "BEFORE_WITH":
             # Only checked (a primitive made outside the schedule), not shown.
             accesses[at] = Access("use", "with", "", top())
             pop(1)
             stack += [None, None]
         elif op == "BINARY_SUBSCR":
-            accesses[at] = Access("read", "subscr", "", top(2), top(1))
+            container, key = top(2), top(1)
+            accesses[at] = Access("read", "subscr", "", container, key)
             pop(2)
-            stack.append(None)
+            known = container is not None and key is not None
+            stack.append(("subscr", container, key) if known else None)
         elif op == "STORE_SUBSCR":
             accesses[at] = Access("write", "subscr", "", top(2), top(1))
             pop(3)
+        elif op == "DELETE_SUBSCR":
+            accesses[at] = Access("write", "subscr", "", top(2), top(1), op="del")
+            pop(2)
+        elif op == "CONTAINS_OP":  # key in container (arg 1: not in), same on 3.11-3.13
+            test = "not in" if arg is not None and arg & 1 else "in"
+            accesses[at] = Access("read", "subscr", "", top(1), top(2), op=test)
+            pop(2)
+            stack.append(None)
         elif op == "COPY" and arg:
             stack.append(top(arg))
         elif op == "SWAP" and arg:
@@ -239,6 +265,14 @@ def evaluate(expr: Expr, frame: types.FrameType) -> Any:
     obj = evaluate(expr[1], frame)
     if obj is MISSING:
         return MISSING
+    if kind == "subscr":  # a plain container's item only: __getitem__ may be anyone's
+        key = evaluate(expr[2], frame)
+        if key is MISSING or type(obj) not in (list, dict, tuple):
+            return MISSING
+        try:
+            return obj[key]
+        except (LookupError, TypeError):
+            return MISSING
     value = peek_attr(obj, expr[2])
     return MISSING if isinstance(value, property) else value
 
@@ -266,9 +300,20 @@ def locate(access: Access, frame: types.FrameType, names: Names) -> tuple[Any, s
 
 def peek_read(access: Access, frame: types.FrameType, obj: Any) -> Any:
     """The value a read is about to get (``obj`` from :func:`locate`):
-    ``MISSING`` if unknown, a property object if it takes the getter."""
+    ``MISSING`` if unknown, a property object if it takes the getter.
+    For ``key in container`` (or ``not in``): whether the key is there,
+    True or False (the item's presence, whichever the test), for a plain
+    dict only -- anything else may run its own ``__contains__``,
+    and membership in a list or set is no place of its own."""
     if access.what == "subscr":
         container, key = obj
+        if access.op in ("in", "not in"):
+            if type(container) is not dict:
+                return MISSING
+            try:
+                return key in container
+            except TypeError:  # unhashable: the instruction will raise
+                return MISSING
         if type(container) not in (list, dict, tuple):
             return MISSING  # __getitem__ may be anyone's code
         try:
@@ -282,7 +327,8 @@ def peek_read(access: Access, frame: types.FrameType, obj: Any) -> Any:
 
 def peek_written(access: Access, frame: types.FrameType, obj: Any) -> Any:
     """The value a write stored, once it ran: ``MISSING`` if unknown (a
-    property, a container other than a list or dict)."""
+    property, a container other than a list or dict). Not for a ``del``:
+    that is recorded as it is tried (:func:`deleted_before`)."""
     if access.what == "attr":
         value = peek_attr(obj, access.name)
         return MISSING if isinstance(value, property) else value
@@ -290,6 +336,41 @@ def peek_written(access: Access, frame: types.FrameType, obj: Any) -> Any:
         container, key = obj
         return container[key] if type(container) in (list, dict) else MISSING
     return evaluate((access.what, access.name), frame)
+
+
+class _Deleted:
+    """What a ``del`` leaves: shown as ``<deleted>``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<deleted>"
+
+
+#: The value of a location after a ``del``.
+DELETED: Any = _Deleted()
+
+
+def deleted_before(access: Access, frame: types.FrameType, obj: Any) -> Any:
+    """For a ``del`` about to run (``obj`` from :func:`locate`):
+    :data:`DELETED` if it may be shown -- a plain dict or list item, an
+    attribute without a property or other descriptor in the way, a
+    variable -- else ``MISSING``. Whether it will succeed is not asked: a
+    ``del`` of what another task deleted first fails, and that attempt is
+    the access that explains the failure."""
+    if access.op != "del":
+        return MISSING
+    if access.what == "subscr":
+        container, _ = obj
+        return DELETED if type(container) in (dict, list) else MISSING
+    if access.what == "attr":
+        for klass in type(obj).__mro__:
+            if access.name in klass.__dict__:
+                if hasattr(type(klass.__dict__[access.name]), "__delete__"):
+                    return MISSING  # a property's deleter, slots: code of their own
+                break
+        return DELETED
+    return DELETED
 
 
 def property_code(value: Any, kind: str) -> types.CodeType | None:

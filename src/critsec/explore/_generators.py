@@ -69,11 +69,13 @@ from .._task import Task
 from ..runtimes import _core
 from ..runtimes._coroutines import Park, _Running, start_tasks
 from ._access import (
+    DELETED,
     MISSING,
     Access,
     Names,
     ShortRepr,
     analyse,
+    deleted_before,
     describe_object,
     is_data,
     locate,
@@ -236,6 +238,10 @@ class StepTracer:
             obj, display, location = locate(access, frame, self.names)
             if obj is MISSING:
                 return
+            if access.op == "del":  # recorded as tried: a failed del explains a failure
+                if deleted_before(access, frame, obj) is not MISSING:
+                    self._record(frame, frame.f_lineno, "write", location, DELETED)
+                return
             if access.kind == "write":
                 self._pending = (frame, frame.f_lineno, access, obj, location)
                 if access.what == "attr":
@@ -249,8 +255,9 @@ class StepTracer:
         elif value is MISSING:
             return
         elif is_data(value):
-            if access.what != "subscr":
-                self.names.remember(value, display)
+            # A container read from an item of another is named after it too
+            # (``dict['cache']['k']``, not ``dict#2['k']``).
+            self.names.remember(value, display)
             self._record(frame, frame.f_lineno, "read", location, value)
         elif access.what != "subscr" and not callable(value):
             # An object reached through a named place (a lock in `state.lock`)

@@ -91,6 +91,7 @@ from ._access import (
     Names,
     ShortRepr,
     analyse,
+    deleted_before,
     evaluate,
     is_data,
     locate,
@@ -457,6 +458,15 @@ class _Schedule(Control):
             return
         if access.what == "attr":
             _patches.check_controlled(obj)
+        if access.op == "del":
+            # Recorded as it is tried, not once it ran: a del of what another
+            # task deleted first raises, and that attempt explains the failure.
+            if deleted_before(access, frame, obj) is not MISSING:
+                self._event(
+                    t, "write", f"del {display}", _where(frame),
+                    location=location, value="<deleted>",
+                )  # fmt: skip
+            return
         if access.kind == "write":
             t.pending = (access, frame, obj, display, location, _where(frame))
             if access.what == "attr":
@@ -473,8 +483,15 @@ class _Schedule(Control):
             return
         if value is MISSING or not is_data(value):
             return
-        if access.what != "subscr":
-            self.names.remember(value, display)
+        if access.op:  # key in container: a read of container[key], is it there
+            container, key = obj
+            shown = self.repr.repr(value)
+            text = f"{key!r} in {self.names.of(container)} ➜ {shown}"
+            self._event(t, "read", text, _where(frame), location=location, value=shown)
+            return
+        # A container is named after where it was first read from, an item
+        # of another container too (``dict['cache']['k']``, not ``dict#2['k']``).
+        self.names.remember(value, display)
         self._value_event(t, "read", display, location, value, _where(frame))
 
     def _value_event(
