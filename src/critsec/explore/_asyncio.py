@@ -356,10 +356,6 @@ class AsyncioDriver(Driver):
 
     kind = "asyncio"
 
-    def __init__(self, granularity: str = "opcode") -> None:
-        # Tasks switch only where they await: the granularity changes nothing.
-        self.granularity = granularity
-
     def run(
         self,
         setup: Callable[[], Any],

@@ -67,6 +67,11 @@ class Driver:
     #: "threads", "generators" or "asyncio"
     kind = ""
 
+    def __init__(self, granularity: str = "opcode") -> None:
+        # Only threads switch inside a task's code; generator and asyncio
+        # tasks switch where they yield or await, whatever the granularity.
+        self.granularity = granularity
+
     def run(
         self,
         setup: Callable[[], Any],

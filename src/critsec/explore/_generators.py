@@ -377,10 +377,6 @@ class GeneratorDriver(Driver):
 
     kind = "generators"
 
-    def __init__(self, granularity: str = "opcode") -> None:
-        # Generators switch only at `yield`: the granularity changes nothing.
-        self.granularity = granularity
-
     def run(
         self,
         setup: Callable[[], Any],
