@@ -29,6 +29,7 @@ pattern (:class:`LockCore`).
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -242,6 +243,23 @@ class QueueCore(Generic[T]):
     # -- plain queries (no waiting) ----------------------------------------
     def _is_full(self) -> bool:
         return 0 < self.maxsize <= self._qsize()
+
+
+class DequeStorage:
+    """Storage for :class:`QueueCore` in this process's memory: a deque.
+    Put it before ``QueueCore`` among the bases so its hooks are the ones used."""
+
+    def _init_storage(self) -> None:
+        self._items: collections.deque[Any] = collections.deque()
+
+    def _qsize(self) -> int:
+        return len(self._items)
+
+    def _put(self, item: Any) -> None:
+        self._items.append(item)
+
+    def _get(self) -> Any:
+        return self._items.popleft()
 
 
 class BlockingQueue(QueueCore[T]):

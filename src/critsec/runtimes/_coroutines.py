@@ -75,6 +75,7 @@ from .._outcome import Outcome, collect
 from .._runtime import Runtime
 from .._task import Task
 from ._core import (
+    DequeStorage,
     LockCore,
     PlainCounter,
     QueueCore,
@@ -151,7 +152,7 @@ class CooperativeCounter(PlainCounter):
     """
 
 
-class CooperativeQueue(Cooperative[W], QueueCore[Any]):
+class CooperativeQueue(Cooperative[W], DequeStorage, QueueCore[Any]):
     """The methods of a cooperative runtime's queue that never wait.
 
     The queue is ``queue.Queue`` with Python 3.13's ``shutdown()`` (the
@@ -162,17 +163,8 @@ class CooperativeQueue(Cooperative[W], QueueCore[Any]):
 
     def __init__(self, maxsize: int = 0) -> None:
         self.maxsize = check_maxsize(maxsize)
-        self._items: collections.deque[Any] = collections.deque()
+        self._init_storage()
         self._init_waiters()
-
-    def _qsize(self) -> int:
-        return len(self._items)
-
-    def _put(self, item: Any) -> None:
-        self._items.append(item)
-
-    def _get(self) -> Any:
-        return self._items.popleft()
 
     def put_nowait(self, item: Any) -> None:
         """Put ``item`` at once, or raise :class:`~critsec.Full` if the queue

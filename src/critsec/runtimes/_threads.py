@@ -8,7 +8,6 @@ how ``counter.value += 1`` loses updates without a lock.
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from .._outcome import Outcome, collect
 from .._runtime import Runtime
 from .._task import Task
-from ._core import BlockingQueue, PlainCounter, check_maxsize
+from ._core import BlockingQueue, DequeStorage, PlainCounter, check_maxsize
 
 __all__ = ["ThreadCounter", "ThreadQueue", "ThreadsRuntime"]
 
@@ -40,24 +39,15 @@ class ThreadCounter(PlainCounter):
             return super().add(delta)
 
 
-class ThreadQueue(BlockingQueue[Any]):
+class ThreadQueue(DequeStorage, BlockingQueue[Any]):
     """A FIFO queue for threads: ``queue.Queue`` with Python 3.13's
     ``shutdown()`` on every Python. Any thread may call any method;
     ``put``/``get``/``join`` block the calling thread only."""
 
     def __init__(self, maxsize: int = 0) -> None:
         self.maxsize = check_maxsize(maxsize)
-        self._items: collections.deque[Any] = collections.deque()
+        self._init_storage()
         self._init_sync(threading.Lock(), threading.Condition)
-
-    def _qsize(self) -> int:
-        return len(self._items)
-
-    def _put(self, item: Any) -> None:
-        self._items.append(item)
-
-    def _get(self) -> Any:
-        return self._items.popleft()
 
 
 class ThreadsRuntime(Runtime):
