@@ -17,7 +17,7 @@ alarm?).
 
 The tools, with the same budget and seeds for the explorers:
 
-* ``critsec``: ``critsec.explore.explore(..., strategy="pct")``.
+* ``critsec``: ``critsec.explorer.explore(..., strategy="pct")``.
 * ``frontrun``: ``frontrun.explore(..., strategy="random")``, frontrun's
   bytecode (random) exploration, run under its own ``frontrun`` wrapper
   command as its README says; ``reproduce_on_failure=0`` so it stops at the
@@ -86,7 +86,7 @@ class Cell:
 
 
 def run_critsec(p: ModuleType, args: argparse.Namespace, seed: int, budget: float) -> Cell:
-    from critsec.explore import explore
+    from critsec.explorer import explore
 
     started = time.perf_counter()
     r = explore(

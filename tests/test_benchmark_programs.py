@@ -87,7 +87,7 @@ def test_setup_gives_fresh_state(name: str) -> None:
 def test_three_preemptions_needs_exactly_three() -> None:
     # The program's claim, proved with the explorer's exhaustive search: no
     # schedule with two preemptions breaks it, and one with three does.
-    from critsec.explore import explore
+    from critsec.explorer import explore
 
     p = programs.load("three_preemptions")
     two = explore(p.setup, p.tasks, p.invariant, strategy="dfs", preemption_bound=2)

@@ -1,5 +1,5 @@
 """What an instruction reads or writes, and how values are shown: the part
-of the explorer both tracing drivers share (``critsec.explore._access``).
+of the explorer both tracing drivers share (``critsec.explorer._access``).
 
 The analysis is checked on small functions (which offsets touch what, with
 the object and key as expressions), peeking is checked never to run user
@@ -16,8 +16,8 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
-from critsec.explore import explore
-from critsec.explore._access import (
+from critsec.explorer import explore
+from critsec.explorer._access import (
     DELETED,
     MISSING,
     Access,

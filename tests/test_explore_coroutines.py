@@ -20,7 +20,7 @@ import pytest
 
 import critsec
 from critsec import Empty
-from critsec.explore import ExplorationLimit, Result, explore, replay
+from critsec.explorer import ExplorationLimit, Result, explore, replay
 from critsec.runtimes._asyncio import AsyncioLock, AsyncioQueue
 from critsec.runtimes._coroutines import CoroutineLock, CoroutineQueue
 

@@ -10,24 +10,24 @@ from collections.abc import Generator
 
 import pytest
 
-from critsec.explore._pytest import check
+from critsec.explorer._pytest import check
 
 pytest_plugins = ["pytester"]
 
 
 def _plugin_installed() -> bool:
     return any(
-        entry.value == "critsec.explore._pytest"
+        entry.value == "critsec.explorer._pytest"
         for entry in importlib.metadata.entry_points(group="pytest11")
     )
 
 
 #: Installed as an entry point, pytest loads the plugin by itself (and would
 #: refuse it twice); else the inner runs name it.
-PLUGIN = [] if _plugin_installed() else ["-p", "critsec.explore._pytest"]
+PLUGIN = [] if _plugin_installed() else ["-p", "critsec.explorer._pytest"]
 
 SCENARIO = """
-from critsec.explore._pytest import check
+from critsec.explorer._pytest import check
 
 def setup():
     return {"x": 0}
@@ -69,7 +69,7 @@ def test_counter():
     ])
     # check() hides its own frame: the failure points at the test's line.
     assert "test_inner.py:19: AssertionError" in out
-    assert "_pytest.py" not in out.replace("-p critsec.explore._pytest", "")
+    assert "_pytest.py" not in out.replace("-p critsec.explorer._pytest", "")
 
     # The token in the message replays the same schedule: the same trace.
     token = re.search(r"replay='(cs1-[^']+)'", out)

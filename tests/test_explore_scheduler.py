@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from critsec.explore._scheduler import (
+from critsec.explorer._scheduler import (
     DFSStrategy,
     ExplorationLimit,
     PCTStrategy,

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 import critsec
-from critsec.explore import Event, ExplorationLimit, explore, replay
-from critsec.explore._scheduler import DFSStrategy, Scheduler
-from critsec.explore._threads import BACKENDS, ThreadDriver, default_user_code
-from critsec.explore._trace import Recorder
+from critsec.explorer import Event, ExplorationLimit, explore, replay
+from critsec.explorer._scheduler import DFSStrategy, Scheduler
+from critsec.explorer._threads import BACKENDS, ThreadDriver, default_user_code
+from critsec.explorer._trace import Recorder
 
 STRATEGIES = ["random", "pct", "dfs"]
 
@@ -419,7 +419,7 @@ def test_an_exception_in_a_task_is_reported_with_its_traceback() -> None:
     assert 'raise KeyError("missing")' in result.trace  # the traceback
     # ... starting at the user's code, not at the driver that called it
     traceback_text = result.trace.split("Traceback (most recent call last):")[1]
-    assert "critsec/explore" not in traceback_text
+    assert "critsec/explorer" not in traceback_text
 
 
 def test_a_spin_wait_hits_the_step_limit_with_a_hint() -> None:

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from critsec.explore._driver import RunOutcome
-from critsec.explore._trace import (
+from critsec.explorer._driver import RunOutcome
+from critsec.explorer._trace import (
     MAX_ROWS,
     WIDTH,
     Event,

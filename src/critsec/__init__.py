@@ -1,13 +1,17 @@
 """critsec: see, prove and fix critical sections.
 
 One lock, counter and queue over threads, processes, coroutines (generator
-tasks) and asyncio -- obtained from :func:`runtime` by name -- and a lab
-(the ``critsec`` command) that runs the classic lesson for real.
+tasks) and asyncio -- obtained from :func:`runtime` by name --; an explorer
+(:func:`explore`, :func:`replay`, :func:`check`; the rest of it in
+:mod:`critsec.explorer`) that finds the interleaving that breaks a critical
+section; and a lab (the ``critsec`` command) that runs the classic lesson
+for real.
 """
 
 from ._errors import CritsecError, DeadlockError, Empty, Full, ShutDown, TaskError
 from ._runtime import RUNTIMES, Runtime, runtime
 from ._task import Task, task
+from .explorer import check, explore, replay
 
 __all__ = [
     "RUNTIMES",
@@ -19,6 +23,9 @@ __all__ = [
     "ShutDown",
     "Task",
     "TaskError",
+    "check",
+    "explore",
+    "replay",
     "runtime",
     "task",
 ]

@@ -26,11 +26,10 @@ import click
 from rich.console import Console
 
 import critsec
-from critsec import explore as explorer
-from critsec import lab
-from critsec.explore._explore import task_kind
-from critsec.explore._scheduler import decode_schedule
-from critsec.explore._trace import summary
+from critsec import explorer, lab
+from critsec.explorer._explore import task_kind
+from critsec.explorer._scheduler import decode_schedule
+from critsec.explorer._trace import summary
 from critsec.lab._progress import progress
 from critsec.lab._render import render_counter, render_demo_step, render_pipeline
 

@@ -7,7 +7,7 @@ backward jumps, never between the read and the write of ``counter += 1``
 on a global. ``counter.value += 1`` on critsec's counter calls a property
 between the two, so there the race shows. Whether a stress run loses
 updates is luck; the step is therefore judged on proofs that do not
-depend on luck. The explorer (:mod:`critsec.explore`) runs the lesson's
+depend on luck. The explorer (:mod:`critsec.explorer`) runs the lesson's
 exact functions as real threads under its own scheduler, switching
 between bytecodes, and searches the interleavings until one loses an
 update -- and shows it, step by step; with the lesson's lock around the
@@ -213,9 +213,9 @@ def explore_lesson(n: int = 2, *, lock: bool = False) -> Any:
 
     Without the lock: PCT with a fixed seed, until a schedule loses an
     update. With it: every schedule within ``PREEMPTION_BOUND`` preemptions
-    (dfs). Returns the :class:`critsec.explore.Result`. Main thread only;
+    (dfs). Returns the :class:`critsec.explorer.Result`. Main thread only;
     blocks; not reentrant (the lesson's code uses a module global)."""
-    from critsec import explore as explorer  # the explorer is not needed to run tasks
+    from critsec import explorer  # the explorer is not needed to run tasks
 
     setup = functools.partial(_explored_setup, n)
     if lock:

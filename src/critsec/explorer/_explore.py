@@ -30,9 +30,9 @@ __all__ = ["GRANULARITIES", "Result", "explore", "replay"]
 GRANULARITIES = ("opcode", "line")
 
 _DRIVERS = {
-    "threads": "critsec.explore._threads:ThreadDriver",
-    "generators": "critsec.explore._generators:GeneratorDriver",
-    "asyncio": "critsec.explore._asyncio:AsyncioDriver",
+    "threads": "critsec.explorer._threads:ThreadDriver",
+    "generators": "critsec.explorer._generators:GeneratorDriver",
+    "asyncio": "critsec.explorer._asyncio:AsyncioDriver",
 }
 
 
@@ -251,7 +251,7 @@ def replay(
     """Run the one schedule ``schedule`` (a token from ``Result.schedule``)
     again: the same failure, the same trace, every time -- as long as the
     program and the Python running it are the same. Raises
-    :class:`~critsec.explore.ReplayMismatch` when the token does not fit.
+    :class:`~critsec.explorer.ReplayMismatch` when the token does not fit.
     """
     choices = decode_schedule(schedule)
     return _search(

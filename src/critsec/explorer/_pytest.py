@@ -1,7 +1,7 @@
 """The explorer in tests: ``check`` and a small pytest plugin.
 
 ``check(setup, tasks, invariant, **options)`` explores like
-:func:`~critsec.explore.explore` and raises ``AssertionError`` when a
+:func:`~critsec.explorer.explore` and raises ``AssertionError`` when a
 schedule breaks the invariant, with the trace, the seed and the replay
 token in the message -- so any test runner shows the failing interleaving.
 Pass ``replay=token`` to run that one schedule again while fixing the bug.
@@ -10,7 +10,7 @@ Unlike ``explore``, ``check`` uses seed 0 when none is given: a test
 explores the same schedules on every run, so it cannot pass today and fail
 tomorrow on the same code. The pytest plugin (this module: loaded by
 pytest itself through critsec's ``pytest11`` entry point; where that is not
-installed, ``-p critsec.explore._pytest``) adds ``--critsec-seed N|random``
+installed, ``-p critsec.explorer._pytest``) adds ``--critsec-seed N|random``
 to explore other schedules -- in a nightly job, say -- without editing
 tests.
 
@@ -43,7 +43,7 @@ def check(
     replay: str | None = None,
     **options: Any,
 ) -> Result:
-    """Explore ``tasks`` (as :func:`~critsec.explore.explore` does, with
+    """Explore ``tasks`` (as :func:`~critsec.explorer.explore` does, with
     the same ``options``) and raise ``AssertionError`` if some schedule
     breaks ``invariant``, raises, or deadlocks. The message holds the
     trace, the strategy and seed, and the replay token.
@@ -51,7 +51,7 @@ def check(
     ``replay``: a token from such a message; runs that one schedule (then
     no other option but ``granularity`` and ``max_steps`` applies).
     ``seed`` defaults to ``DEFAULT_SEED`` (0) so that tests are repeatable.
-    Returns the :class:`~critsec.explore.Result` of a pass: assert on
+    Returns the :class:`~critsec.explorer.Result` of a pass: assert on
     ``result.exhausted`` to require a proof. Blocks until the search ends;
     call it from the thread running the test.
     """
@@ -87,7 +87,7 @@ def pytest_addoption(parser: Any) -> None:
         "--critsec-seed",
         metavar="N|random",
         default=None,
-        help="seed for critsec.explore.check() calls that give none (default 0; "
+        help="seed for critsec.check() calls that give none (default 0; "
         "'random': a fresh one per call, printed with any failure)",
     )
 
