@@ -77,8 +77,18 @@ def test_counter_table_is_quiet_on_stderr_when_not_a_terminal() -> None:
 @pytest.mark.parametrize("name", list(critsec.RUNTIMES))
 def test_pipeline_delivers_each_item_once(name: str) -> None:
     done = critsec_cli(
-        "pipeline", "-r", name, "--producers", "3", "--consumers", "2", "--items", "600",
-        "--maxsize", "4", "--json",
+        "pipeline",
+        "-r",
+        name,
+        "--producers",
+        "3",
+        "--consumers",
+        "2",
+        "--items",
+        "600",
+        "--maxsize",
+        "4",
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     [result] = records(done.stdout)
@@ -149,7 +159,9 @@ def test_ctrl_c_exits_130_with_one_line() -> None:
     # is running before the signal is sent (no sleeping, no guessing).
     proc = subprocess.Popen(
         [*COMMAND, "counter", "-r", "threads", "-n", "1000", "-t", "1000000", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

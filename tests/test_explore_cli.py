@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-SCENARIOS = '''
+SCENARIOS = """
 def setup():
     return {"x": 0}
 
@@ -60,11 +60,11 @@ def no_state():
     raise OSError("no state today")
 
 broken_setup = (no_state, [inc], holds)
-'''
+"""
 
 
 #: The lesson's code, as threads: a global counter, no lock.
-LESSON = '''
+LESSON = """
 counter = 10
 
 def setup():
@@ -86,7 +86,7 @@ def holds(n):
     return counter == 9
 
 lesson = (setup, [task_1, task_2], holds)
-'''
+"""
 
 
 @pytest.fixture
@@ -98,8 +98,12 @@ def scenarios(tmp_path: Path) -> Path:
 
 def critsec_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "critsec.cli", *args], capture_output=True, text=True,
-        timeout=50, check=False, cwd=cwd,
+        [sys.executable, "-m", "critsec.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+        cwd=cwd,
     )
 
 
@@ -155,8 +159,10 @@ def test_threads_trace_shows_values_and_the_conflict(tmp_path: Path) -> None:
 
 
 def test_the_same_seed_gives_the_same_output(scenarios: Path) -> None:
-    runs = [critsec_cli("explore", f"{scenarios}:lost_update", "--seed", "3", "--json")
-            for _ in range(2)]
+    runs = [
+        critsec_cli("explore", f"{scenarios}:lost_update", "--seed", "3", "--json")
+        for _ in range(2)
+    ]
     first, second = (json.loads(run.stdout) for run in runs)
     for data in (first, second):
         del data["seconds"]
@@ -168,14 +174,11 @@ def test_dfs_proves_a_correct_scenario(scenarios: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("no failure in ")
     assert "(strategy dfs, seed " in done.stdout
-    assert done.stdout.rstrip().endswith(
-        "exhausted: every schedule was tried, so this is a proof"
-    )
+    assert done.stdout.rstrip().endswith("exhausted: every schedule was tried, so this is a proof")
 
 
 def test_a_schedule_budget_that_runs_out_is_not_a_proof(scenarios: Path) -> None:
-    done = critsec_cli("explore", f"{scenarios}:correct", "-s", "random", "-n", "3",
-                       "--seed", "1")
+    done = critsec_cli("explore", f"{scenarios}:correct", "-s", "random", "-n", "3", "--seed", "1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("no failure in 3 schedules (strategy random, seed 1, ")
     assert done.stdout.rstrip().endswith("not exhausted: more schedules might still find one")
@@ -225,15 +228,15 @@ def test_a_setup_that_raises_is_one_line_and_exit_1(scenarios: Path) -> None:
         (["{file}:lost_update", "-n", "0"], "--schedules must be a positive integer, got 0"),
         (["{file}:lost_update", "--seed", "x"], "--seed must be a non-negative integer"),
         (["{file}:lost_update", "--replay", "abc"], "--replay must be a token a failure printed"),
-        (["{file}:lost_update", "--replay", "cs1-eNpjYGRkAgAACwAF", "-n", "5"],
-         "--replay runs one schedule: it takes no --schedules"),
+        (
+            ["{file}:lost_update", "--replay", "cs1-eNpjYGRkAgAACwAF", "-n", "5"],
+            "--replay runs one schedule: it takes no --schedules",
+        ),
         # A well-formed token that does not fit: it runs a task 5 of 2.
         (["{file}:correct", "--replay", "cs1-eNpjZQQAAA0ABw"], "--replay: decision 1: "),
     ],
 )
-def test_usage_error_is_one_line_and_exit_2(
-    scenarios: Path, args: list[str], message: str
-) -> None:
+def test_usage_error_is_one_line_and_exit_2(scenarios: Path, args: list[str], message: str) -> None:
     (scenarios.parent / "broken.py").write_text("raise ValueError('at import')\n")
     args = [a.format(file=scenarios, dir=scenarios.parent) for a in args]
     done = critsec_cli("explore", *args)

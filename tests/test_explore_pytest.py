@@ -53,20 +53,28 @@ def run_inner(pytester: pytest.Pytester, body: str, *args: str) -> pytest.RunRes
 
 
 def test_a_broken_test_fails_with_the_trace_and_the_token(pytester: pytest.Pytester) -> None:
-    result = run_inner(pytester, """
+    result = run_inner(
+        pytester,
+        """
 def test_counter():
     check(setup, [inc, inc], holds)
-""")
+""",
+    )
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert re.search(r"AssertionError: critsec: invariant failure after \d+ schedules? "
-                     r"\(strategy pct, seed 0, ", out)
-    result.stdout.fnmatch_lines([
-        "E *# | inc#1 * | inc#2 * | line",
-        "E *switch*",
-        "E *failed (invariant): the invariant does not hold: state is {'x': 1}",
-        "E *replay: check(..., replay='cs1-*')",
-    ])
+    assert re.search(
+        r"AssertionError: critsec: invariant failure after \d+ schedules? "
+        r"\(strategy pct, seed 0, ",
+        out,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E *# | inc#1 * | inc#2 * | line",
+            "E *switch*",
+            "E *failed (invariant): the invariant does not hold: state is {'x': 1}",
+            "E *replay: check(..., replay='cs1-*')",
+        ]
+    )
     # check() hides its own frame: the failure points at the test's line.
     assert "test_inner.py:19: AssertionError" in out
     assert "_pytest.py" not in out.replace("-p critsec.explorer._pytest", "")
@@ -74,10 +82,13 @@ def test_counter():
     # The token in the message replays the same schedule: the same trace.
     token = re.search(r"replay='(cs1-[^']+)'", out)
     assert token is not None
-    again = run_inner(pytester, f"""
+    again = run_inner(
+        pytester,
+        f"""
 def test_counter():
     check(setup, [inc, inc], holds, replay={token.group(1)!r})
-""")
+""",
+    )
     again.assert_outcomes(failed=1)
     table = [line for line in result.stdout.lines if line.startswith("E ") and " | " in line]
     replayed = [line for line in again.stdout.lines if line.startswith("E ") and " | " in line]
@@ -86,11 +97,14 @@ def test_counter():
 
 
 def test_a_correct_test_passes_and_can_require_a_proof(pytester: pytest.Pytester) -> None:
-    result = run_inner(pytester, """
+    result = run_inner(
+        pytester,
+        """
 def test_counter():
     result = check(setup, [inc_atomically, inc_atomically], holds, strategy="dfs")
     assert result.exhausted and not result.failed
-""")
+""",
+    )
     result.assert_outcomes(passed=1)
 
 

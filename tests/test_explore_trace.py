@@ -23,13 +23,15 @@ X = "global counter"
 
 
 def read(task: int, value: int, line: int = 5, location: str = X) -> Event:
-    return Event(task, "read", "load", f"/src/lesson.py:{line}", "counter += 1", location,
-                 str(value))
+    return Event(
+        task, "read", "load", f"/src/lesson.py:{line}", "counter += 1", location, str(value)
+    )
 
 
 def write(task: int, value: int, line: int = 5, location: str = X) -> Event:
-    return Event(task, "write", "store", f"/src/lesson.py:{line}", "counter += 1", location,
-                 str(value))
+    return Event(
+        task, "write", "store", f"/src/lesson.py:{line}", "counter += 1", location, str(value)
+    )
 
 
 #: The lesson's lost update: add reads 10, subtract reads 10 and writes 9,
@@ -46,22 +48,24 @@ BROKEN = RunOutcome("invariant", "the invariant does not hold: state is 11")
 
 
 def test_lost_update_table() -> None:
-    assert render_table(NAMES, LOST_UPDATE, BROKEN) == "\n".join([
-        "# | add             | subtract       | line",
-        "--+-----------------+----------------+--------------------------",
-        "1 | counter += 1    |                | lesson.py:5",
-        "2 | counter ➜ 10 ⚠1 |                |",
-        "  | switch          |                |",
-        "3 |                 | counter ➜ 10   | lesson.py:9  counter += 1",
-        "4 |                 | counter = 9 ⚠1 |",
-        "  |                 | switch         |",
-        "5 | counter = 11 ⚠1 |                | lesson.py:5  counter += 1",
-        "  | switch          |                |",
-        "6 |                 | returns None   |",
-        "⚠1 lost update on global counter: add read 10 (step 2), subtract wrote 9 (step 4), "
-        "add wrote 11 over\n   it (step 5)",
-        "failed (invariant): the invariant does not hold: state is 11",
-    ])
+    assert render_table(NAMES, LOST_UPDATE, BROKEN) == "\n".join(
+        [
+            "# | add             | subtract       | line",
+            "--+-----------------+----------------+--------------------------",
+            "1 | counter += 1    |                | lesson.py:5",
+            "2 | counter ➜ 10 ⚠1 |                |",
+            "  | switch          |                |",
+            "3 |                 | counter ➜ 10   | lesson.py:9  counter += 1",
+            "4 |                 | counter = 9 ⚠1 |",
+            "  |                 | switch         |",
+            "5 | counter = 11 ⚠1 |                | lesson.py:5  counter += 1",
+            "  | switch          |                |",
+            "6 |                 | returns None   |",
+            "⚠1 lost update on global counter: add read 10 (step 2), subtract wrote 9 (step 4), "
+            "add wrote 11 over\n   it (step 5)",
+            "failed (invariant): the invariant does not hold: state is 11",
+        ]
+    )
 
 
 def test_lost_update_json_has_steps_switches_conflicts_and_outcome() -> None:
@@ -70,18 +74,32 @@ def test_lost_update_json_has_steps_switches_conflicts_and_outcome() -> None:
     assert data["tasks"] == ["add", "subtract"]
     assert [s["step"] for s in data["steps"]] == [1, 2, 3, 4, 5, 6]
     assert [s.get("switch", False) for s in data["steps"]] == [
-        False, False, True, False, True, True,
+        False,
+        False,
+        True,
+        False,
+        True,
+        True,
     ]
     assert data["steps"][1] == {
-        "step": 2, "task": 0, "kind": "read", "text": "load", "where": "/src/lesson.py:5",
-        "source": "counter += 1", "location": X, "value": "10",
+        "step": 2,
+        "task": 0,
+        "kind": "read",
+        "text": "load",
+        "where": "/src/lesson.py:5",
+        "source": "counter += 1",
+        "location": X,
+        "value": "10",
     }
     [conflict] = data["conflicts"]
     assert conflict["pattern"] == "lost update"
     assert conflict["location"] == X
     assert conflict["steps"] == [2, 4, 5]
     assert data["outcome"] == {
-        "kind": "invariant", "message": BROKEN.message, "detail": "", "task": None,
+        "kind": "invariant",
+        "message": BROKEN.message,
+        "detail": "",
+        "task": None,
     }
 
 
@@ -141,9 +159,14 @@ def test_only_the_most_telling_order_is_marked() -> None:
     # Between its two iterations A's write, B's update and A's next read form
     # an "overwritten write" -- harmless; the lost update is what matters.
     events = (
-        read(0, 10), write(0, 11),  # A, iteration 1
-        read(1, 11), write(1, 10),  # B, whole
-        read(0, 10), read(1, 10), write(1, 9), write(0, 11),  # A, iteration 2, lost
+        read(0, 10),
+        write(0, 11),  # A, iteration 1
+        read(1, 11),
+        write(1, 10),  # B, whole
+        read(0, 10),
+        read(1, 10),
+        write(1, 9),
+        write(0, 11),  # A, iteration 2, lost
     )
     conflicts = find_conflicts(NAMES, events)
     assert [(c.pattern, c.steps) for c in conflicts] == [("lost update", (5, 7, 8))]
@@ -151,8 +174,14 @@ def test_only_the_most_telling_order_is_marked() -> None:
 
 def test_several_conflicts_are_numbered_in_time_order() -> None:
     events = (
-        read(0, 10), read(1, 10), write(1, 9), write(0, 11),
-        read(0, 11), read(1, 11), write(1, 10), write(0, 12),
+        read(0, 10),
+        read(1, 10),
+        write(1, 9),
+        write(0, 11),
+        read(0, 11),
+        read(1, 11),
+        write(1, 10),
+        write(0, 12),
     )
     table = render_table(NAMES, events, BROKEN)
     assert [line[:3] for line in table.splitlines() if line.startswith("⚠")] == ["⚠1 ", "⚠2 "]
@@ -162,7 +191,7 @@ def test_several_conflicts_are_numbered_in_time_order() -> None:
 
 
 def test_exception_puts_the_traceback_below_the_table() -> None:
-    traceback = 'Traceback (most recent call last):\n  File "t.py", line 3\nKeyError: \'k\'\n'
+    traceback = "Traceback (most recent call last):\n  File \"t.py\", line 3\nKeyError: 'k'\n"
     events = (
         Event(0, "line", "if k in d:", "t.py:2", "if k in d:"),
         Event(1, "line", "del d[k]", "t.py:7", "del d[k]"),
@@ -181,7 +210,9 @@ def test_exception_puts_the_traceback_below_the_table() -> None:
 
 def test_deadlock_shows_who_waits_on_what_and_no_conflicts() -> None:
     events = (
-        read(0, 1, location="x"), write(1, 2, location="x"), write(0, 3, location="x"),
+        read(0, 1, location="x"),
+        write(1, 2, location="x"),
+        write(0, 3, location="x"),
         Event(0, "block", "waits for lock b", "/src/t.py:4", "with b:"),
         Event(1, "block", "waits for lock a", "/src/t.py:9", "with a:"),
     )
@@ -216,8 +247,9 @@ def test_long_cells_are_cut_but_keep_their_mark_and_fit_the_width() -> None:
 
 def test_newlines_in_values_stay_on_one_row() -> None:
     events = (Event(0, "write", "w", "t.py:1", "s = 'a\\nb'", "s", "'a\nb'"),)
-    [row] = [line for line in render_table(NAMES, events, BROKEN).splitlines()
-             if line.startswith("1 |")]
+    [row] = [
+        line for line in render_table(NAMES, events, BROKEN).splitlines() if line.startswith("1 |")
+    ]
     assert "s = 'a\\nb'" in row
 
 

@@ -13,11 +13,23 @@ from critsec.lab._demo import PendingStep
 ALL = list(critsec.RUNTIMES)
 
 COUNTER_KEYS = {
-    "runtime", "lock", "expected", "observed", "lost_updates", "operations", "seconds",
+    "runtime",
+    "lock",
+    "expected",
+    "observed",
+    "lost_updates",
+    "operations",
+    "seconds",
     "ns_per_op",
 }
 PIPELINE_KEYS = {
-    "runtime", "produced", "consumed", "lost", "duplicated", "max_qsize", "seconds",
+    "runtime",
+    "produced",
+    "consumed",
+    "lost",
+    "duplicated",
+    "max_qsize",
+    "seconds",
     "items_per_s",
 }
 
@@ -159,12 +171,20 @@ def test_lab_tasks_travel_to_spawned_processes() -> None:
 
 def test_pipeline_result_flags_loss_duplication_and_overflow() -> None:
     good = dict(
-        runtime="threads", producers=1, consumers=1, items=3, maxsize=2, produced=3,
-        consumed=3, lost=0, duplicated=0, max_qsize=2, seconds=0.5,
+        runtime="threads",
+        producers=1,
+        consumers=1,
+        items=3,
+        maxsize=2,
+        produced=3,
+        consumed=3,
+        lost=0,
+        duplicated=0,
+        max_qsize=2,
+        seconds=0.5,
     )
     assert lab.PipelineResult(**good).ok  # type: ignore[arg-type]
-    for change in ({"lost": 1, "consumed": 2}, {"duplicated": 1, "consumed": 4},
-                   {"max_qsize": 3}):
+    for change in ({"lost": 1, "consumed": 2}, {"duplicated": 1, "consumed": 4}, {"max_qsize": 3}):
         assert not lab.PipelineResult(**{**good, **change}).ok  # type: ignore[arg-type]
 
 

@@ -67,7 +67,11 @@ def _runtime_name(ctx: click.Context, param: click.Parameter, value: str) -> str
 
 
 _runtime_option = click.option(
-    "--runtime", "-r", metavar="NAME", required=True, callback=_runtime_name,
+    "--runtime",
+    "-r",
+    metavar="NAME",
+    required=True,
+    callback=_runtime_name,
     help=f"Where the tasks run: {', '.join(critsec.RUNTIMES)}.",
 )
 _json_option = click.option(
@@ -107,18 +111,41 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command()
 @_runtime_option
-@click.option("--lock/--no-lock", default=True, show_default=True,
-              help="Protect each update with the runtime's lock.")
-@click.option("--tasks", "-k", **POSITIVE, default=2, show_default=True,
-              help="Tasks; even-numbered ones add 1, odd-numbered ones subtract 1 "
-                   "(an odd count has one more adder).")
-@click.option("--iterations", "-n", **POSITIVE, default=lab.LESSON_ITERATIONS,
-              show_default=True, help="Updates per adding task; subtracting tasks do one more.")
-@click.option("--trials", "-t", **POSITIVE, default=1, show_default=True,
-              help="Independent runs, each with a fresh counter.")
+@click.option(
+    "--lock/--no-lock",
+    default=True,
+    show_default=True,
+    help="Protect each update with the runtime's lock.",
+)
+@click.option(
+    "--tasks",
+    "-k",
+    **POSITIVE,
+    default=2,
+    show_default=True,
+    help="Tasks; even-numbered ones add 1, odd-numbered ones subtract 1 "
+    "(an odd count has one more adder).",
+)
+@click.option(
+    "--iterations",
+    "-n",
+    **POSITIVE,
+    default=lab.LESSON_ITERATIONS,
+    show_default=True,
+    help="Updates per adding task; subtracting tasks do one more.",
+)
+@click.option(
+    "--trials",
+    "-t",
+    **POSITIVE,
+    default=1,
+    show_default=True,
+    help="Independent runs, each with a fresh counter.",
+)
 @_json_option
-def counter(runtime: str, lock: bool, tasks: int, iterations: int, trials: int,
-            as_json: bool) -> int:
+def counter(
+    runtime: str, lock: bool, tasks: int, iterations: int, trials: int, as_json: bool
+) -> int:
     """Tasks update one counter that starts at 10, with or without a lock.
 
     Two tasks end at 9 when no update is lost. Without a lock each update
@@ -134,8 +161,7 @@ def counter(runtime: str, lock: bool, tasks: int, iterations: int, trials: int,
     with progress(trials, _show_progress(as_json)) as track:
         for trial in range(1, trials + 1):
             track(f"trial {trial}/{trials}: {runtime}, {'lock' if lock else 'no lock'}")
-            result = lab.run_counter(rt, lock=lock, tasks=tasks, iterations=iterations,
-                                     trial=trial)
+            result = lab.run_counter(rt, lock=lock, tasks=tasks, iterations=iterations, trial=trial)
             results.append(result)
             if as_json:
                 _emit_json(result.to_json())
@@ -146,17 +172,28 @@ def counter(runtime: str, lock: bool, tasks: int, iterations: int, trials: int,
 
 @cli.command()
 @_runtime_option
-@click.option("--producers", "-p", **POSITIVE, default=2, show_default=True,
-              help="Producer tasks.")
-@click.option("--consumers", "-c", **POSITIVE, default=2, show_default=True,
-              help="Consumer tasks.")
-@click.option("--items", "-n", **POSITIVE, default=10_000, show_default=True,
-              help="Items in total, numbered 0..N-1 and dealt out round-robin to producers.")
-@click.option("--maxsize", "-m", **NON_NEGATIVE, default=10, show_default=True,
-              help="Queue bound; 0 means unbounded.")
+@click.option("--producers", "-p", **POSITIVE, default=2, show_default=True, help="Producer tasks.")
+@click.option("--consumers", "-c", **POSITIVE, default=2, show_default=True, help="Consumer tasks.")
+@click.option(
+    "--items",
+    "-n",
+    **POSITIVE,
+    default=10_000,
+    show_default=True,
+    help="Items in total, numbered 0..N-1 and dealt out round-robin to producers.",
+)
+@click.option(
+    "--maxsize",
+    "-m",
+    **NON_NEGATIVE,
+    default=10,
+    show_default=True,
+    help="Queue bound; 0 means unbounded.",
+)
 @_json_option
-def pipeline(runtime: str, producers: int, consumers: int, items: int, maxsize: int,
-             as_json: bool) -> int:
+def pipeline(
+    runtime: str, producers: int, consumers: int, items: int, maxsize: int, as_json: bool
+) -> int:
     """Producers put numbered items into a bounded queue; consumers take them.
 
     Consumers block in get(); the last producer to finish shuts the queue
@@ -166,8 +203,9 @@ def pipeline(runtime: str, producers: int, consumers: int, items: int, maxsize: 
     """
     with progress(1, _show_progress(as_json)) as track:
         track(f"pipeline on {runtime}: {items:,} items")
-        result = lab.run_pipeline(runtime, producers=producers, consumers=consumers,
-                                  items=items, maxsize=maxsize)
+        result = lab.run_pipeline(
+            runtime, producers=producers, consumers=consumers, items=items, maxsize=maxsize
+        )
     if as_json:
         _emit_json(result.to_json())
     else:
@@ -276,8 +314,9 @@ def load_scenario(spec: str) -> Scenario:
         try:
             parts = _parts(value())
         except TypeError as error:  # a function that wants arguments: a shape error
-            raise click.UsageError(f"{name}() failed: {_exception_line(error)}; "
-                                   "a scenario function takes no arguments") from None
+            raise click.UsageError(
+                f"{name}() failed: {_exception_line(error)}; a scenario function takes no arguments"
+            ) from None
         except Exception as error:
             raise click.UsageError(f"{name}() failed: {_exception_line(error)}") from None
     if parts is None:
@@ -299,8 +338,7 @@ def load_scenario(spec: str) -> Scenario:
 
 def _strategy_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and value not in explorer.STRATEGIES:
-        raise click.BadParameter(
-            f"must be one of {', '.join(explorer.STRATEGIES)}, got {value!r}")
+        raise click.BadParameter(f"must be one of {', '.join(explorer.STRATEGIES)}, got {value!r}")
     return value
 
 
@@ -315,18 +353,38 @@ def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 
 @cli.command(name="explore")
 @click.argument("scenario", metavar="FILE_OR_MODULE:NAME")
-@click.option("--strategy", "-s", metavar="S", callback=_strategy_name,
-              help=f"How to pick schedules: {', '.join(explorer.STRATEGIES)} "
-                   "(dfs tries every one).  [default: pct]")
-@click.option("--schedules", "-n", **POSITIVE,
-              help="Stop after this many schedules.  [default: 1000]")
-@click.option("--seed", **NON_NEGATIVE,
-              help="Seed of the search: the same seed, the same schedules.  [default: fresh]")
-@click.option("--replay", "token", metavar="TOKEN", callback=_token,
-              help="Run only this schedule: the token a failure printed.")
+@click.option(
+    "--strategy",
+    "-s",
+    metavar="S",
+    callback=_strategy_name,
+    help=f"How to pick schedules: {', '.join(explorer.STRATEGIES)} "
+    "(dfs tries every one).  [default: pct]",
+)
+@click.option(
+    "--schedules", "-n", **POSITIVE, help="Stop after this many schedules.  [default: 1000]"
+)
+@click.option(
+    "--seed",
+    **NON_NEGATIVE,
+    help="Seed of the search: the same seed, the same schedules.  [default: fresh]",
+)
+@click.option(
+    "--replay",
+    "token",
+    metavar="TOKEN",
+    callback=_token,
+    help="Run only this schedule: the token a failure printed.",
+)
 @_json_option
-def explore_command(scenario: str, strategy: str | None, schedules: int | None,
-                    seed: int | None, token: str | None, as_json: bool) -> int:
+def explore_command(
+    scenario: str,
+    strategy: str | None,
+    schedules: int | None,
+    seed: int | None,
+    token: str | None,
+    as_json: bool,
+) -> int:
     """Search the interleavings of a scenario for one that breaks it.
 
     A scenario lives in your file or module: NAME is a tuple
@@ -352,8 +410,11 @@ def explore_command(scenario: str, strategy: str | None, schedules: int | None,
     """
     setup, tasks, invariant = load_scenario(scenario)
     if token is not None:
-        given = [f"--{n}" for n, v in (("strategy", strategy), ("schedules", schedules),
-                                       ("seed", seed)) if v is not None]
+        given = [
+            f"--{n}"
+            for n, v in (("strategy", strategy), ("schedules", schedules), ("seed", seed))
+            if v is not None
+        ]
         if given:
             raise click.UsageError(f"--replay runs one schedule: it takes no {', '.join(given)}")
     try:
@@ -361,8 +422,12 @@ def explore_command(scenario: str, strategy: str | None, schedules: int | None,
             result = explorer.replay(setup, tasks, invariant, token)
         else:
             result = explorer.explore(
-                setup, tasks, invariant, strategy=strategy or "pct",
-                max_schedules=schedules or 1000, seed=seed,
+                setup,
+                tasks,
+                invariant,
+                strategy=strategy or "pct",
+                max_schedules=schedules or 1000,
+                seed=seed,
             )
     except explorer.ReplayMismatch as error:
         if token is None:
@@ -374,7 +439,8 @@ def explore_command(scenario: str, strategy: str | None, schedules: int | None,
         # A task's exception is a finding, reported in the trace; this one
         # came from setup() or the like, outside any schedule's tasks.
         raise click.ClickException(
-            f"the scenario failed outside its tasks: {_exception_line(error)}") from None
+            f"the scenario failed outside its tasks: {_exception_line(error)}"
+        ) from None
     if as_json:
         _emit_json(result.to_json())
     else:
@@ -411,8 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C -- it prints one line to stderr instead.
     """
     try:
-        status = cli.main(list(argv) if argv is not None else None, prog_name=PROG,
-                          standalone_mode=False)
+        status = cli.main(
+            list(argv) if argv is not None else None, prog_name=PROG, standalone_mode=False
+        )
     except click.UsageError as error:
         click.echo(f"{PROG}: error: {_usage_message(error)}", err=True)
         return 2

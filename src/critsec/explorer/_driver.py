@@ -54,8 +54,10 @@ def describe_exception(exc: BaseException) -> tuple[str, str]:
     task are left out."""
     line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(
-        _EXPLORER
+    while (
+        tb is not None
+        and tb.tb_next is not None
+        and tb.tb_frame.f_code.co_filename.startswith(_EXPLORER)
     ):
         tb = tb.tb_next
     return line, "".join(traceback.format_exception(type(exc), exc, tb))

@@ -125,9 +125,7 @@ def _search(
     max_steps: int,
 ) -> Result:
     if granularity not in GRANULARITIES:
-        raise ValueError(
-            f"unknown granularity {granularity!r}; valid: {', '.join(GRANULARITIES)}"
-        )
+        raise ValueError(f"unknown granularity {granularity!r}; valid: {', '.join(GRANULARITIES)}")
     if not callable(setup) or not callable(invariant):
         raise TypeError("setup and invariant must be callables")
     tasks = list(tasks)

@@ -213,9 +213,7 @@ class DFSStrategy(Strategy):
         del self.path[self.depth :]  # decisions past a failure are not ours to revisit
         while self.path:
             node = self.path[-1]
-            untried = [
-                t for t in node.runnable if t not in node.tried and self._allowed(node, t)
-            ]
+            untried = [t for t in node.runnable if t not in node.tried and self._allowed(node, t)]
             if untried:
                 node.tried.append(untried[0])
                 self.prefix = [n.tried[-1] for n in self.path]

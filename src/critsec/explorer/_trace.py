@@ -165,8 +165,15 @@ def find_conflicts(names: tuple[str, ...], events: tuple[Event, ...]) -> list[Co
     for i, k, j in sorted(trio for rank, trio in found if rank == best)[-MAX_CONFLICTS:]:
         a, b, c = events[i], events[k], events[j]
         text = _TEMPLATES[pattern].format(
-            r1=_says(a), r2=_says(b), r3=_says(c), x=a.location, a=_name(names, a.task),
-            b=_name(names, b.task), s1=i + 1, s2=k + 1, s3=j + 1,
+            r1=_says(a),
+            r2=_says(b),
+            r3=_says(c),
+            x=a.location,
+            a=_name(names, a.task),
+            b=_name(names, b.task),
+            s1=i + 1,
+            s2=k + 1,
+            s3=j + 1,
         )
         conflicts.append(Conflict(pattern, a.location or "", (i + 1, k + 1, j + 1), text))
     return conflicts

@@ -60,7 +60,9 @@ class DemoSizes:
 
 #: The lesson's sizes wherever they fit in about a minute on two cores.
 FULL = DemoSizes(
-    threads=LESSON_ITERATIONS, processes=LESSON_ITERATIONS, coroutines=LESSON_ITERATIONS,
+    threads=LESSON_ITERATIONS,
+    processes=LESSON_ITERATIONS,
+    coroutines=LESSON_ITERATIONS,
     pipeline_items=20_000,
 )
 #: Small enough for a few seconds; big enough that threads usually lose updates.
@@ -220,9 +222,15 @@ def explore_lesson(n: int = 2, *, lock: bool = False) -> Any:
     setup = functools.partial(_explored_setup, n)
     if lock:
         tasks = [_locked_task_1, _locked_task_2]
-        return explorer.explore(setup, tasks, _lesson_holds, strategy="dfs",
-                                preemption_bound=PREEMPTION_BOUND, max_schedules=10_000,
-                                seed=EXPLORER_SEED)
+        return explorer.explore(
+            setup,
+            tasks,
+            _lesson_holds,
+            strategy="dfs",
+            preemption_bound=PREEMPTION_BOUND,
+            max_schedules=10_000,
+            seed=EXPLORER_SEED,
+        )
     tasks = [_lesson_task_1, _lesson_task_2]
     return explorer.explore(setup, tasks, _lesson_holds, seed=EXPLORER_SEED)
 
@@ -241,8 +249,14 @@ def run_lesson_threads(n: int = LESSON_ITERATIONS) -> CounterResult:
     thread_1.join()
     thread_2.join()
     return CounterResult(
-        runtime="threads", lock=False, tasks=2, iterations=n, initial=INITIAL,
-        expected=INITIAL - 1, observed=lesson_counter, operations=2 * n + 1,
+        runtime="threads",
+        lock=False,
+        tasks=2,
+        iterations=n,
+        initial=INITIAL,
+        expected=INITIAL - 1,
+        observed=lesson_counter,
+        operations=2 * n + 1,
         seconds=time.perf_counter() - start,
     )
 
@@ -285,8 +299,15 @@ def forced_interleaving() -> CounterResult:
     start = time.perf_counter()
     rt.run(critsec.task(task_a).named("A"), critsec.task(task_b).named("B"), timeout=60)
     return CounterResult(
-        runtime="threads", lock=False, tasks=2, iterations=1, initial=INITIAL,
-        expected=INITIAL, observed=counter.value, operations=2, seconds=time.perf_counter() - start,
+        runtime="threads",
+        lock=False,
+        tasks=2,
+        iterations=1,
+        initial=INITIAL,
+        expected=INITIAL,
+        observed=counter.value,
+        operations=2,
+        seconds=time.perf_counter() - start,
     )
 
 
@@ -337,7 +358,8 @@ def _step1(sizes: DemoSizes) -> StepOutcome:
         DemoCheck(
             f"explorer: lesson's code, {explored}",
             "a lost update",
-            f"{found_value}, in schedule {found.schedules}" if found.failed
+            f"{found_value}, in schedule {found.schedules}"
+            if found.failed
             else f"none in {found.schedules:,}",
             None,  # schedules, not updates
             found.failed and found.kind == "invariant",
@@ -345,9 +367,13 @@ def _step1(sizes: DemoSizes) -> StepOutcome:
         DemoCheck(
             f"explorer: with the lock, {explored}",
             "no lost update",
-            (f"none in all {locked.schedules:,}" if locked.exhausted
-             else f"none in {locked.schedules:,}")
-            if not locked.failed else f"{locked.kind} failure",
+            (
+                f"none in all {locked.schedules:,}"
+                if locked.exhausted
+                else f"none in {locked.schedules:,}"
+            )
+            if not locked.failed
+            else f"{locked.kind} failure",
             None,
             not locked.failed and locked.exhausted,
         ),
@@ -466,7 +492,8 @@ def demo_steps(quick: bool = False) -> list[PendingStep]:
 
     return [
         PendingStep(
-            1, "Threads without a lock",
+            1,
+            "Threads without a lock",
             "Two threads updating a counter without mutual exclusion lose updates "
             "(the lesson printed counter = -99559 instead of 9).",
             f"2 threads, {updates(sizes.threads)}; the explorer on the same code, "
@@ -475,25 +502,29 @@ def demo_steps(quick: bool = False) -> list[PendingStep]:
             bind(_step1),
         ),
         PendingStep(
-            2, "Threads with a lock",
+            2,
+            "Threads with a lock",
             "With a lock around the update the result is exact: counter = 9.",
             f"2 threads, {updates(sizes.threads)}, each update under the lock.",
             bind(_step2),
         ),
         PendingStep(
-            3, "Processes with a lock",
+            3,
+            "Processes with a lock",
             "Processes sharing a counter, each update under a lock, end exact: counter = 9.",
             f"2 processes, {updates(sizes.processes)}, with and without the lock.",
             bind(_step3),
         ),
         PendingStep(
-            4, "Coroutines",
+            4,
+            "Coroutines",
             "Coroutines switch only where they yield, so the lesson's coroutines need no lock.",
             f"2 generator tasks, round-robin, {updates(sizes.coroutines)}.",
             bind(_step4),
         ),
         PendingStep(
-            5, "Producers and consumers through a bounded queue",
+            5,
+            "Producers and consumers through a bounded queue",
             "A bounded queue (queue_length = 10) synchronises producers and consumers: "
             "every item is consumed exactly once.",
             f"2 producers put {sizes.pipeline_items:,} numbered items into a queue of maxsize 10, "

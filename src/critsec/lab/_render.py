@@ -32,8 +32,13 @@ def render_counter(results: list[CounterResult]) -> RenderableType:
         table.add_column(column, justify="right")
     for r in results:
         table.add_row(
-            str(r.trial), f"{r.expected:,}", f"{r.observed:,}", f"{r.lost_updates:,}",
-            f"{r.operations:,}", f"{r.seconds:.3f}", f"{r.ns_per_op:,.0f}",
+            str(r.trial),
+            f"{r.expected:,}",
+            f"{r.observed:,}",
+            f"{r.lost_updates:,}",
+            f"{r.operations:,}",
+            f"{r.seconds:.3f}",
+            f"{r.ns_per_op:,.0f}",
         )
     exact = sum(r.exact for r in results)
     mean = sum(r.ns_per_op for r in results) / len(results)
@@ -76,8 +81,11 @@ def render_demo_step(step: DemoStep) -> RenderableType:
     if step.checks:
         table = Table(box=None, padding=(0, 1), pad_edge=True)
         for column, justify in (
-            ("run", "left"), ("expected", "right"), ("observed", "right"),
-            ("ns/op", "right"), ("", "left"),
+            ("run", "left"),
+            ("expected", "right"),
+            ("observed", "right"),
+            ("ns/op", "right"),
+            ("", "left"),
         ):
             table.add_column(column, justify=justify, no_wrap=column == "run")  # type: ignore[arg-type]
         for check in step.checks:
