@@ -117,7 +117,7 @@ def run_frontrun(
     p: ModuleType, args: argparse.Namespace, seed: int, budget: float, strategy: str
 ) -> Cell:
     kind = programs.kind(p)
-    if kind == "generators":
+    if kind == "generator":
         return Cell("n/a", note="frontrun has no generator-task support")
     import frontrun  # type: ignore[import-not-found,unused-ignore]  # a [bench] extra
 
@@ -126,14 +126,14 @@ def run_frontrun(
         options.update(max_attempts=args.schedules, seed=seed)
     else:
         options.update(max_executions=args.schedules)
-    if kind == "threads":
+    if kind == "blocking":
         options["reproduce_on_failure"] = 0
     started = time.perf_counter()
     try:
         result = frontrun.explore(
             setup=p.setup, workers=list(p.tasks), invariant=p.invariant, **options
         )
-        if kind == "asyncio":
+        if kind == "async":
             result = asyncio.run(result)
     except Exception as exc:
         # frontrun's DPOR lets a task's exception propagate out of explore():
@@ -225,9 +225,9 @@ def _stress_generators(p: ModuleType, hang_limit: float) -> str | None:
 
 def run_stress(p: ModuleType, args: argparse.Namespace) -> Cell:
     once = {
-        "threads": _stress_threads,
-        "asyncio": _stress_asyncio,
-        "generators": _stress_generators,
+        "blocking": _stress_threads,
+        "async": _stress_asyncio,
+        "generator": _stress_generators,
     }[programs.kind(p)]
     failures = 0
     first: int | None = None
@@ -314,7 +314,7 @@ def frontrun_command() -> list[str]:
 
 
 def measure(tool: str, name: str, args: argparse.Namespace) -> Cell:
-    if tool.startswith("frontrun") and programs.kind(programs.load(name)) == "generators":
+    if tool.startswith("frontrun") and programs.kind(programs.load(name)) == "generator":
         return Cell("n/a", note="frontrun has no generator-task support")
     command = [
         sys.executable,
@@ -512,7 +512,7 @@ def main() -> None:
         f"stress ({args.runs} runs)" if t == "stress" else t for t in tools
     ]
     rows = [
-        [f"`{n}`", "yes" if bugs[n] else "no", programs.kind(programs.load(n))]
+        [f"`{n}`", "yes" if bugs[n] else "no", programs.LABELS[programs.kind(programs.load(n))]]
         + [show(results[n][t], t) for t in tools]
         for n in names
     ]

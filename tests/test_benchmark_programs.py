@@ -25,10 +25,10 @@ def run_sequentially(program: ModuleType) -> object:
     """``setup()``, then each task to its end in the listed order; the state."""
     state = program.setup()
     kind = programs.kind(program)
-    if kind == "threads":
+    if kind == "blocking":
         for task in program.tasks:
             task(state)
-    elif kind == "generators":
+    elif kind == "generator":
         for task in program.tasks:
             for request in task(state):
                 # A bare `yield` is a switch point; anything else is a wait
@@ -60,7 +60,7 @@ def test_shape(name: str) -> None:
     # one kind of task per program: the explorers refuse mixtures
     kinds = {programs.kind(_one_task(p, t)) for t in p.tasks}
     assert len(kinds) == 1
-    assert kinds <= {"threads", "generators", "asyncio"}
+    assert kinds <= {"blocking", "generator", "async"}
 
 
 def _one_task(p: ModuleType, task: object) -> ModuleType:

@@ -219,7 +219,7 @@ def test_a_setup_that_raises_is_one_line_and_exit_1(scenarios: Path) -> None:
         (["no_such_module_here:x"], "no such module: no_such_module_here"),
         (["{file}:nothing"], "has no 'nothing'"),
         (["{file}:number"], "number is not a scenario: it must be a (setup, tasks, invariant)"),
-        (["{file}:mixed"], "mixed: tasks of different kinds cannot be explored together"),
+        (["{file}:mixed"], "mixed: tasks of different kinds cannot run together"),
         (["{file}:no_tasks"], "no_tasks: tasks must be a non-empty list of functions"),
         (["{file}:not_callable"], "not_callable: setup and invariant must be callables"),
         (["{file}:wants_arguments"], "a scenario function takes no arguments"),

@@ -341,8 +341,8 @@ def test_asyncio_lock_order_deadlock_is_found_with_names(make_lock: Callable[[],
         strategy="dfs",
     )
     expect_failure(result, "deadlock")
-    assert "'async_lock_a_then_b' awaits" in result.trace
-    assert "'async_lock_b_then_a' awaits" in result.trace
+    assert "'async_lock_a_then_b' waits for" in result.trace
+    assert "'async_lock_b_then_a' waits for" in result.trace
     assert "on State.b" in result.trace and "on State.a" in result.trace
     assert "async with state.b:" in result.trace and "async with state.a:" in result.trace
     assert f"{__file__}:" in result.trace
@@ -513,7 +513,7 @@ async def waits_forever_on_queue(state: State) -> None:
 def test_asyncio_deadlock_names_what_a_critsec_primitive_waits_for() -> None:
     result = explore(lambda: State(queue=AsyncioQueue()), [waits_forever_on_queue], lambda s: True)
     expect_failure(result, "deadlock")
-    assert "'waits_forever_on_queue' awaits queue not empty on State.queue" in result.trace
+    assert "'waits_forever_on_queue' waits for queue not empty on State.queue" in result.trace
 
 
 async def async_spin(state: State) -> None:

@@ -465,8 +465,7 @@ def test_queue_arguments_are_checked() -> None:
         ProcessQueue(buffer_size=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ProcessQueue(buffer_size=0)
-    with pytest.raises(ValueError):
-        ProcessQueue(-1)
+    assert ProcessQueue(-1, buffer_size=100).maxsize == -1  # <= 0: no bound, as queue.Queue
     assert ProcessQueue(3, buffer_size=100).maxsize == 3
 
 

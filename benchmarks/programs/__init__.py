@@ -12,11 +12,12 @@ concurrency bug, visible only under some interleavings.
 from __future__ import annotations
 
 import importlib
-import inspect
 import pkgutil
 from types import ModuleType
 
-__all__ = ["kind", "load", "names"]
+from critsec._task import common_kind
+
+__all__ = ["LABELS", "kind", "load", "names"]
 
 
 def names() -> list[str]:
@@ -30,10 +31,10 @@ def load(name: str) -> ModuleType:
 
 
 def kind(program: ModuleType) -> str:
-    """ "threads", "generators" or "asyncio": how the program's tasks run."""
-    task = program.tasks[0]
-    if inspect.isgeneratorfunction(task):
-        return "generators"
-    if inspect.iscoroutinefunction(task):
-        return "asyncio"
-    return "threads"
+    """How the program's tasks run: critsec's task kind, ``"blocking"``
+    (threads), ``"generator"`` or ``"async"``."""
+    return common_kind(program.tasks)
+
+
+#: The kinds as the benchmark's tables name them.
+LABELS = {"blocking": "threads", "generator": "generators", "async": "asyncio"}

@@ -9,20 +9,38 @@ for real.
 """
 
 from ._errors import CritsecError, DeadlockError, Empty, Full, ShutDown, TaskError
+from ._protocols import (
+    AsyncLock,
+    AsyncQueue,
+    Counter,
+    GeneratorLock,
+    GeneratorQueue,
+    Lock,
+    Queue,
+    Yielding,
+)
 from ._runtime import RUNTIMES, Runtime, runtime
 from ._task import Task, task
 from .explorer import check, explore, replay
 
 __all__ = [
     "RUNTIMES",
+    "AsyncLock",
+    "AsyncQueue",
+    "Counter",
     "CritsecError",
     "DeadlockError",
     "Empty",
     "Full",
+    "GeneratorLock",
+    "GeneratorQueue",
+    "Lock",
+    "Queue",
     "Runtime",
     "ShutDown",
     "Task",
     "TaskError",
+    "Yielding",
     "check",
     "explore",
     "replay",

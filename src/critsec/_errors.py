@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import queue
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "CritsecError",
@@ -24,6 +26,8 @@ __all__ = [
     "Full",
     "ShutDown",
     "TaskError",
+    "Wait",
+    "deadlock_report",
 ]
 
 
@@ -92,9 +96,43 @@ class TaskError(CritsecError):
         return text
 
 
+@dataclass(frozen=True)
+class Wait:
+    """One task of a deadlock: what it waits for, and where it waits (a
+    ``file:line`` and that line's source; empty when unknown)."""
+
+    task: str
+    what: str
+    where: str = ""
+    source: str = ""
+
+
+def deadlock_report(waits: Sequence[Wait]) -> tuple[str, str]:
+    """The one way critsec words a deadlock -- in the coroutines runtime and
+    in every explorer driver: a line naming who waits for what, and a
+    line per task saying where."""
+    line = "deadlock: no task can run: " + "; ".join(
+        f"{w.task!r} waits for {w.what}" for w in waits
+    )
+    detail = "\n".join(
+        f"task {w.task!r} waits for {w.what}" + (f" at {w.where}: {w.source}" if w.where else "")
+        for w in waits
+    )
+    return line, detail
+
+
 class DeadlockError(CritsecError):
     """Every unfinished task waits and nothing can wake any of them.
 
     Raised by schedulers that can see all waiters (the coroutines runtime).
-    The message says which task waits on what.
+    The message says which task waits for what, and where; ``waits`` holds
+    the same as :class:`Wait` records.
     """
+
+    def __init__(self, waits: Sequence[Wait]) -> None:
+        line, detail = deadlock_report(waits)
+        super().__init__(f"{line}\n{detail}")
+        self.waits = tuple(waits)
+
+    def __reduce__(self) -> tuple[type[DeadlockError], tuple[tuple[Wait, ...]]]:
+        return type(self), (self.waits,)

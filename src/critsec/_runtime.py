@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, overload
 
-from ._task import Task, as_tasks
+from ._protocols import Counter
+from ._task import Kind, Task, as_tasks, check_kind
+
+if TYPE_CHECKING:
+    from .runtimes._asyncio import AsyncioRuntime
+    from .runtimes._coroutines import CoroutinesRuntime
+    from .runtimes._processes import ProcessesRuntime
+    from .runtimes._threads import ThreadsRuntime
 
 __all__ = ["RUNTIMES", "Runtime", "runtime"]
 
@@ -24,31 +31,39 @@ RUNTIMES: dict[str, str] = {
 }
 
 
-class Runtime(abc.ABC):
+#: The type of a runtime's lock and of its queue: the protocols of its style
+#: (``critsec.Lock``/``critsec.Queue``, the generator or the async ones).
+L_co = TypeVar("L_co", covariant=True)
+Q_co = TypeVar("Q_co", covariant=True)
+
+
+class Runtime(abc.ABC, Generic[L_co, Q_co]):
     """An execution model: makes primitives, runs tasks.
 
     Primitives from one runtime are meant for tasks of that runtime: a
     threads lock does not exclude processes, a coroutines lock does not
-    block threads.
+    block threads. ``Runtime[critsec.Lock, critsec.Queue[Any]]`` is the
+    type of the blocking runtimes (threads, processes).
     """
 
     name: ClassVar[str]
     #: How its tasks are written: ``"blocking"`` (plain functions: threads,
     #: processes), ``"generator"`` (generator functions switching at
     #: ``yield``: coroutines) or ``"async"`` (``async def``: asyncio).
-    style: ClassVar[str]
+    style: ClassVar[Kind]
 
     @abc.abstractmethod
-    def lock(self) -> Any:
-        """A new, unlocked mutual-exclusion lock."""
+    def lock(self) -> L_co:
+        """A new, unlocked mutual-exclusion lock (see :class:`critsec.Lock`)."""
 
     @abc.abstractmethod
-    def counter(self, initial: int = 0) -> Any:
-        """A new shared integer counter holding ``initial``."""
+    def counter(self, initial: int = 0) -> Counter:
+        """A new shared integer counter holding ``initial`` (see :class:`critsec.Counter`)."""
 
     @abc.abstractmethod
-    def queue(self, maxsize: int = 0) -> Any:
-        """A new FIFO queue holding at most ``maxsize`` items (0: no bound)."""
+    def queue(self, maxsize: float = 0) -> Q_co:
+        """A new FIFO queue holding at most ``maxsize`` items (``<= 0``: no
+        bound), see :class:`critsec.Queue`."""
 
     def run(self, *tasks: Task | Callable[..., Any], timeout: float | None = None) -> list[Any]:
         """Run ``tasks`` concurrently and wait for all of them.
@@ -62,12 +77,17 @@ class Runtime(abc.ABC):
         prepared = self._prepare(tasks, timeout)
         return self._run(prepared, timeout) if prepared else []
 
-    @staticmethod
-    def _prepare(tasks: tuple[Task | Callable[..., Any], ...], timeout: float | None) -> list[Task]:
-        """Check ``run``'s arguments; the tasks, uniquely named."""
+    def _prepare(
+        self, tasks: tuple[Task | Callable[..., Any], ...], timeout: float | None
+    ) -> list[Task]:
+        """Check ``run``'s arguments; the tasks, uniquely named. A task of
+        the wrong kind (a generator function given to threads, ...) is
+        refused here, before any task starts."""
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        return as_tasks(tasks)
+        prepared = as_tasks(tasks)
+        check_kind(prepared, self.style)
+        return prepared
 
     @abc.abstractmethod
     def _run(self, tasks: list[Task], timeout: float | None) -> list[Any]: ...
@@ -76,7 +96,22 @@ class Runtime(abc.ABC):
         return f"critsec.runtime({self.name!r})"
 
 
-def runtime(name: str, **options: Any) -> Runtime:
+@overload
+def runtime(name: Literal["threads"]) -> ThreadsRuntime: ...
+@overload
+def runtime(name: Literal["processes"], *, start_method: str | None = None) -> ProcessesRuntime: ...
+@overload
+def runtime(
+    name: Literal["coroutines"],
+    *,
+    order: str = "round-robin",
+    seed: int | str | bytes | None = None,
+) -> CoroutinesRuntime: ...
+@overload
+def runtime(name: Literal["asyncio"]) -> AsyncioRuntime: ...
+@overload
+def runtime(name: str, **options: Any) -> Runtime[Any, Any]: ...
+def runtime(name: str, **options: Any) -> Runtime[Any, Any]:
     """The runtime called ``name``: one of ``threads``, ``processes``,
     ``coroutines``, ``asyncio``.
 

@@ -27,7 +27,7 @@ from rich.console import Console
 
 import critsec
 from critsec import explorer, lab
-from critsec.explorer._explore import task_kind
+from critsec._task import common_kind
 from critsec.explorer._scheduler import decode_schedule
 from critsec.explorer._trace import summary
 from critsec.lab._progress import progress
@@ -293,7 +293,7 @@ def _parts(value: Any) -> tuple[Any, Any, Any] | None:
     return None
 
 
-def load_scenario(spec: str) -> Scenario:
+def _load_scenario(spec: str) -> Scenario:
     """The scenario ``FILE_OR_MODULE:NAME`` names, checked. Raises
     ``click.UsageError`` (one line) for anything that is not one.
 
@@ -330,7 +330,7 @@ def load_scenario(spec: str) -> Scenario:
     if isinstance(tasks, str | bytes) or not isinstance(tasks, Sequence) or not tasks:
         raise click.UsageError(f"{name}: tasks must be a non-empty list of functions")
     try:
-        task_kind(tasks)  # every task callable, all of one kind
+        common_kind(tasks)  # every task callable, all of one kind
     except (TypeError, ValueError) as error:
         raise click.UsageError(f"{name}: {error}") from None
     return setup, list(tasks), invariant
@@ -408,7 +408,7 @@ def explore_command(
 
     `critsec explore racy.py:scenario` shows the lost update.
     """
-    setup, tasks, invariant = load_scenario(scenario)
+    setup, tasks, invariant = _load_scenario(scenario)
     if token is not None:
         given = [
             f"--{n}"

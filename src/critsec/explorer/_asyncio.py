@@ -68,8 +68,9 @@ import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from .._errors import Wait, deadlock_report
 from .._task import Task
-from ..runtimes._coroutines import start_tasks
+from ..runtimes._cooperative import start_tasks
 from ._access import describe_object
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._generators import (
@@ -296,21 +297,14 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         return None
 
     def _deadlock(self) -> RunOutcome:
-        stuck = [(u, t) for u, t in enumerate(self.tasks) if not t.done()]
-        lines = []
-        for unit, task in stuck:
-            where, source = user_position(suspended_frames(task.get_coro()))
+        waits = []
+        for unit, task in enumerate(self.tasks):
+            if task.done():
+                continue
             name = self.names[unit] if unit < len(self.names) else task.get_name()
-            what = awaiting(task, self.tracer.name_of)
-            lines.append(f"  task {name!r} awaits {what} at {where}: {source}")
-        names = ", ".join(
-            repr(self.names[u] if u < len(self.names) else t.get_name()) for u, t in stuck
-        )
-        return RunOutcome(
-            "deadlock",
-            f"deadlock: every unfinished task waits and nothing can wake any of them ({names})",
-            "\n".join(lines),
-        )
+            where = user_position(suspended_frames(task.get_coro()))
+            waits.append(Wait(name, awaiting(task, self.tracer.name_of), *where))
+        return RunOutcome("deadlock", *deadlock_report(waits))
 
     def close_all(self) -> None:
         """Cancel what is left, let it unwind (no decisions, nothing recorded),
@@ -354,7 +348,7 @@ class AsyncioDriver(Driver):
     however it ends -- also when ``branch`` raises ``ExplorationLimit``.
     """
 
-    kind = "asyncio"
+    kind = "async"
 
     def run(
         self,
@@ -377,7 +371,7 @@ class AsyncioDriver(Driver):
         state = setup()
         coroutines = start_tasks(
             [Task(fn, (state,), name=name) for fn, name in zip(tasks, names, strict=True)],
-            "asyncio",
+            "async",
         )
         loop = ExploredLoop(scheduler, recorder, names)
         try:

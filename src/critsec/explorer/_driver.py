@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._task import function_name, unique_names
 from ._scheduler import Scheduler
 from ._trace import Recorder
 
@@ -39,10 +40,9 @@ class RunOutcome:
 
 
 def task_names(tasks: Sequence[Callable[..., Any]]) -> tuple[str, ...]:
-    """The names tasks have in traces: their function names, numbered
-    (``bump#1``, ``bump#2``) where several share one."""
-    names = [getattr(t, "__name__", f"task{i}") for i, t in enumerate(tasks)]
-    return tuple(n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names))
+    """The names tasks have in traces: the names ``Runtime.run`` gives them
+    too (their function names, ``bump#1``, ``bump#2`` where several share one)."""
+    return tuple(unique_names([function_name(t) for t in tasks]))
 
 
 _EXPLORER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
@@ -66,7 +66,7 @@ def describe_exception(exc: BaseException) -> tuple[str, str]:
 class Driver:
     """Runs one schedule of tasks of one kind. Subclasses implement ``run``."""
 
-    #: "threads", "generators" or "asyncio"
+    #: The kind of task it runs: "blocking", "generator" or "async"
     kind = ""
 
     def __init__(self, granularity: str = "opcode") -> None:

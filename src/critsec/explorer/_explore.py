@@ -5,13 +5,13 @@ for one that breaks it, and run that one again.
 from __future__ import annotations
 
 import importlib
-import inspect
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._task import common_kind
 from ._driver import Driver, RunOutcome, task_names
 from ._scheduler import (
     ReplayStrategy,
@@ -29,10 +29,11 @@ __all__ = ["GRANULARITIES", "Result", "explore", "replay"]
 #: the user's code, or only where a new source line starts.
 GRANULARITIES = ("opcode", "line")
 
+#: The driver for each kind of task (see ``critsec._task.task_kind``).
 _DRIVERS = {
-    "threads": "critsec.explorer._threads:ThreadDriver",
-    "generators": "critsec.explorer._generators:GeneratorDriver",
-    "asyncio": "critsec.explorer._asyncio:AsyncioDriver",
+    "blocking": "critsec.explorer._threads:ThreadDriver",
+    "generator": "critsec.explorer._generators:GeneratorDriver",
+    "async": "critsec.explorer._asyncio:AsyncioDriver",
 }
 
 
@@ -83,29 +84,6 @@ class Result:
         return summary(self, "replay with schedule {token}")
 
 
-def task_kind(tasks: Sequence[Callable[..., Any]]) -> str:
-    """Which driver runs these tasks: they must all be of one kind."""
-    if not tasks:
-        raise ValueError("explore needs at least one task")
-    kinds = set()
-    for t in tasks:
-        if not callable(t):
-            raise TypeError(f"a task must be callable, got {type(t).__name__}")
-        fn = inspect.unwrap(t)
-        if inspect.isgeneratorfunction(fn):
-            kinds.add("generators")
-        elif inspect.iscoroutinefunction(fn):
-            kinds.add("asyncio")
-        else:
-            kinds.add("threads")
-    if len(kinds) > 1:
-        raise TypeError(
-            f"tasks of different kinds cannot be explored together ({', '.join(sorted(kinds))}): "
-            "use all plain functions (threads), all generator functions, or all async functions"
-        )
-    return kinds.pop()
-
-
 def _driver(kind: str, granularity: str) -> Driver:
     module, name = _DRIVERS[kind].split(":")
     cls = getattr(importlib.import_module(module), name)
@@ -129,7 +107,7 @@ def _search(
     if not callable(setup) or not callable(invariant):
         raise TypeError("setup and invariant must be callables")
     tasks = list(tasks)
-    driver = _driver(task_kind(tasks), granularity)
+    driver = _driver(common_kind(tasks), granularity)
     names = task_names(tasks)
     rng = random.Random(seed)
     started = time.monotonic()

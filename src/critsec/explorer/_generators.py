@@ -61,13 +61,15 @@ import functools
 import linecache
 import sys
 import types
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from .._errors import Wait, deadlock_report
 from .._task import Task
 from ..runtimes import _core
-from ..runtimes._coroutines import Park, _Running, start_tasks
+from ..runtimes._cooperative import start_tasks
+from ..runtimes._coroutines import Park, _Running, bad_yield, forgotten
 from ._access import (
     DELETED,
     MISSING,
@@ -375,7 +377,7 @@ class GeneratorDriver(Driver):
     it ends -- also when ``branch`` raises ``ExplorationLimit``.
     """
 
-    kind = "generators"
+    kind = "generator"
 
     def run(
         self,
@@ -391,15 +393,18 @@ class GeneratorDriver(Driver):
             names = task_names(tasks)
             made = start_tasks(
                 [Task(fn, (state,), name=name) for fn, name in zip(tasks, names, strict=True)],
-                "coroutines",
+                "generator",
             )
             live = [_Running(i, names[i], g) for i, g in enumerate(made)]
             tracer = StepTracer()
+            forgotten.watching += 1
             try:
                 with tracer.installed():
                     outcome = self._schedule(live, scheduler, recorder, clock, tracer)
             finally:
                 problems = _close(live)
+                forgotten.watching -= 1
+                forgotten.dropped.clear()
         if outcome.kind is not None:
             if problems:
                 detail = "\n".join([outcome.detail.rstrip(), *problems])
@@ -443,18 +448,17 @@ class GeneratorDriver(Driver):
                 running.park = None
             try:
                 request = tracer.run(choice, functools.partial(running.generator.send, None))
+                if (misuse := forgotten.take()) is not None:
+                    raise TypeError(misuse)
             except StopIteration as stop:
+                if (misuse := forgotten.take()) is not None:
+                    return self._failed(running, TypeError(misuse), recorder, tracer, live)
                 _flush(recorder, tracer.take(""))
                 recorder.record(Event(choice, "return", f"returns {short(stop.value)}"))
                 live.remove(running)
                 continue
             except Exception as exc:
-                _flush(recorder, tracer.take(""))
-                line, detail = describe_exception(exc)
-                recorder.record(Event(choice, "raise", f"raises {line}", detail=detail))
-                live.remove(running)
-                message = f"task {running.name!r} raised {line}"
-                return RunOutcome("exception", message, detail, choice)
+                return self._failed(running, exc, recorder, tracer, live)
             where, source = user_position(suspended_frames(running.generator))
             if request is None:
                 event = Event(choice, "yield", without_comment(source) or "yield", where, source)
@@ -465,15 +469,27 @@ class GeneratorDriver(Driver):
                 text = f"waits for {request.condition} on {owner}{limit}"
                 event = Event(choice, "block", text, where, source, location=owner)
             else:
-                hint = " (did you mean `yield from`?)" if isinstance(request, Generator) else ""
-                raise TypeError(
-                    f"task {running.name!r} yielded {short(request)} at {where}{hint}: a task "
-                    "may only `yield` (a switch point) or wait with `yield from` on a lock or "
-                    "queue method"
-                )
+                raise TypeError(bad_yield(running.name, request, f" at {where}"))
             _flush(recorder, tracer.take(where))
             recorder.record(event)
         return RunOutcome()
+
+    @staticmethod
+    def _failed(
+        running: _Running,
+        exc: BaseException,
+        recorder: Recorder,
+        tracer: StepTracer,
+        live: list[_Running],
+    ) -> RunOutcome:
+        """The outcome of a task that raised ``exc`` (or misused a primitive)."""
+        _flush(recorder, tracer.take(""))
+        line, detail = describe_exception(exc)
+        recorder.record(Event(running.index, "raise", f"raises {line}", detail=detail))
+        live.remove(running)
+        return RunOutcome(
+            "exception", f"task {running.name!r} raised {line}", detail, running.index
+        )
 
 
 def without_comment(source: str) -> str:
@@ -488,21 +504,14 @@ def _flush(recorder: Recorder, events: list[Event]) -> None:
 
 def _deadlock(live: list[_Running], tracer: StepTracer) -> RunOutcome:
     """Every unfinished task waits without a deadline: who waits on what, where."""
-    lines = []
+    waits = []
     for running in live:
         park = running.park
         assert park is not None  # a task without a park is ready
-        where, source = user_position(suspended_frames(running.generator))
-        lines.append(
-            f"  task {running.name!r} waits for {park.condition} on "
-            f"{tracer.name_of(park.owner)} ({describe_object(park.owner)}) at {where}: {source}"
-        )
-    names = ", ".join(repr(running.name) for running in live)
-    return RunOutcome(
-        "deadlock",
-        f"deadlock: every unfinished task waits and nothing can wake any of them ({names})",
-        "\n".join(lines),
-    )
+        owner = f"{tracer.name_of(park.owner)} ({describe_object(park.owner)})"
+        where = user_position(suspended_frames(running.generator))
+        waits.append(Wait(running.name, f"{park.condition} on {owner}", *where))
+    return RunOutcome("deadlock", *deadlock_report(waits))
 
 
 def _close(live: list[_Running]) -> list[str]:

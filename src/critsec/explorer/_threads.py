@@ -84,6 +84,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from .._errors import Wait, deadlock_report
 from . import _patches
 from ._access import (
     MISSING,
@@ -631,17 +632,15 @@ class _Schedule(Control):
         stuck = [t for t in self.tasks if not t.finished]
         if not stuck:
             return None
-        parts, lines = [], []
-        for t in stuck:
-            what = t.waiting.describe() + t.blocked_in if t.waiting is not None else "?"
-            where, source = t.blocked_at
-            parts.append(f"{t.name!r} waits for {what}")
-            lines.append(f"task {t.name!r} waits for {what} at {where}: {source}")
-        return RunOutcome(
-            "deadlock",
-            "deadlock: no task can run: " + "; ".join(parts),
-            "\n".join(lines),
-        )
+        waits = [
+            Wait(
+                t.name,
+                t.waiting.describe() + t.blocked_in if t.waiting is not None else "?",
+                *t.blocked_at,
+            )
+            for t in stuck
+        ]
+        return RunOutcome("deadlock", *deadlock_report(waits))
 
     def abandon(self) -> None:
         """Driver: unwind every unfinished task, one at a time (each raises
@@ -857,7 +856,7 @@ class ThreadDriver(Driver):
     schedule ended and every task thread is gone.
     """
 
-    kind = "threads"
+    kind = "blocking"
 
     def __init__(
         self,

@@ -167,7 +167,7 @@ def counter_tasks(tasks: int, iterations: int) -> list[tuple[int, int]]:
 
 
 def run_counter(
-    runtime: critsec.Runtime | str,
+    runtime: critsec.Runtime[Any, Any] | str,
     *,
     lock: bool = True,
     tasks: int = 2,

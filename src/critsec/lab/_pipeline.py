@@ -183,7 +183,7 @@ class PipelineResult:
 
 
 def run_pipeline(
-    runtime: critsec.Runtime | str,
+    runtime: critsec.Runtime[Any, Any] | str,
     *,
     producers: int = 2,
     consumers: int = 2,

@@ -33,10 +33,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._outcome import Outcome, collect
+from .._protocols import AsyncLock, AsyncQueue
 from .._runtime import Runtime
 from .._task import Task
+from ._cooperative import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
 from ._core import LockCore, Steps
-from ._coroutines import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
 
 __all__ = ["AsyncioLock", "AsyncioQueue", "AsyncioRuntime"]
 
@@ -115,7 +116,7 @@ class AsyncioLock(Awaiting, LockCore):
         return f"<AsyncioLock {'locked' if self._locked else 'unlocked'}>"
 
 
-class AsyncioQueue(Awaiting, CooperativeQueue[Waiter]):
+class AsyncioQueue(Awaiting, CooperativeQueue[Waiter, T]):
     """A FIFO queue for asyncio tasks, like ``asyncio.Queue`` with Python
     3.13's ``shutdown()`` on every Python.
 
@@ -126,12 +127,12 @@ class AsyncioQueue(Awaiting, CooperativeQueue[Waiter]):
     ``asyncio.QueueEmpty``.
     """
 
-    async def put(self, item: Any) -> None:
+    async def put(self, item: T) -> None:
         """Put ``item``, waiting for room while the queue is full. Raises
         :class:`~critsec.ShutDown` if the queue is or gets shut down."""
         await self._wait(self._put_steps(item, True, None))
 
-    async def get(self) -> Any:
+    async def get(self) -> T:
         """Remove and return the oldest item, waiting for one while empty.
         Raises :class:`~critsec.ShutDown` once shut down and drained."""
         return await self._wait(self._get_steps(True, None))
@@ -141,7 +142,7 @@ class AsyncioQueue(Awaiting, CooperativeQueue[Waiter]):
         await self._wait(self._join_steps())
 
 
-class AsyncioRuntime(Runtime):
+class AsyncioRuntime(Runtime[AsyncLock, AsyncQueue[Any]]):
     """Tasks are ``async def`` functions run concurrently on one event loop."""
 
     name = "asyncio"
@@ -153,7 +154,7 @@ class AsyncioRuntime(Runtime):
     def counter(self, initial: int = 0) -> CooperativeCounter:
         return CooperativeCounter(initial)
 
-    def queue(self, maxsize: int = 0) -> AsyncioQueue:
+    def queue(self, maxsize: float = 0) -> AsyncioQueue[Any]:
         return AsyncioQueue(maxsize)
 
     def _run(self, tasks: list[Task], timeout: float | None) -> list[Any]:
@@ -181,7 +182,7 @@ class AsyncioRuntime(Runtime):
         return await self._gather(prepared, timeout) if prepared else []
 
     async def _gather(self, tasks: list[Task], timeout: float | None) -> list[Any]:
-        coroutines = start_tasks(tasks, "asyncio")
+        coroutines = start_tasks(tasks, "async")
         outcomes = [Outcome() for _ in tasks]
         finished: set[int] = set()
 

@@ -30,6 +30,7 @@ pattern (:class:`LockCore`).
 from __future__ import annotations
 
 import collections
+import numbers
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -71,11 +72,19 @@ class Clock(threading.local):
 clock = Clock()
 
 
+def _seconds(value: Any, name: str) -> float:
+    """``value`` if it is a number of seconds; else ``TypeError`` naming the
+    argument (the comparison with 0 would fail with a riddle otherwise)."""
+    if type(value) in (int, float) or isinstance(value, numbers.Real):
+        return value  # type: ignore[no-any-return]
+    raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+
+
 def check_timeout(block: bool, timeout: float | None) -> float | None:
     """The deadline for a wait, validated like ``queue.Queue`` does."""
     if not block or timeout is None:
         return None
-    if timeout < 0:
+    if _seconds(timeout, "timeout") < 0:
         raise ValueError("'timeout' must be a non-negative number")
     return clock.now() + timeout
 
@@ -89,22 +98,23 @@ def check_lock_args(blocking: bool, timeout: float) -> float | None:
     ``threading.Lock.acquire`` checks it (-1: no deadline)."""
     if timeout != -1 and not blocking:
         raise ValueError("can't specify a timeout for a non-blocking call")
-    if timeout < 0 and timeout != -1:
+    if _seconds(timeout, "timeout") < 0 and timeout != -1:
         raise ValueError("timeout value must be a non-negative number")
     if timeout > threading.TIMEOUT_MAX:
         raise OverflowError("timeout value is too large")
     return None if timeout == -1 else clock.now() + timeout
 
 
-def check_maxsize(maxsize: int) -> int:
-    if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-        raise TypeError(f"maxsize must be an int, got {type(maxsize).__name__}")
-    if maxsize < 0:
-        raise ValueError(f"maxsize must be >= 0 (0 means unbounded), got {maxsize}")
+def check_maxsize(maxsize: float) -> float:
+    """``maxsize`` as ``queue.Queue`` and ``asyncio.Queue`` take it: any
+    number, ``<= 0`` meaning no bound (floats work: ``2.5`` admits 3 items)."""
+    if isinstance(maxsize, bool) or not isinstance(maxsize, numbers.Real):
+        raise TypeError(f"maxsize must be a number, got {type(maxsize).__name__}")
     return maxsize
 
 
 def check_counter_value(value: int) -> int:
+    """``value`` if a counter may hold it: an int (not a bool); else ``TypeError``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"a counter holds an int, got {type(value).__name__}")
     return value
@@ -125,10 +135,13 @@ class PlainCounter:
 
     @value.setter
     def value(self, new: int) -> None:
-        self._value = new
+        # The type test first: the setter is on the lesson's hot path.
+        self._value = new if type(new) is int else check_counter_value(new)
 
     def add(self, delta: int) -> int:
         """Add ``delta``; return the new value."""
+        if type(delta) is not int:
+            check_counter_value(delta)
         self._value += delta
         return self._value
 
@@ -155,7 +168,7 @@ class QueueCore(Generic[T]):
     (hold a mutex, or run on one thread without switching inside it).
     """
 
-    maxsize: int
+    maxsize: float
     _unfinished: int = 0
     _is_shutdown: bool = False
 

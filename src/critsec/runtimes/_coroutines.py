@@ -22,7 +22,9 @@ the thread that called ``run()``, and a task runs until it yields:
   ``q.full()``. A plain ``with lock:`` works when the lock is free; when it
   is held it raises ``RuntimeError`` (it cannot wait: write
   ``with (yield from lock):``). Forgetting ``yield from`` (``lock.acquire()``
-  alone) makes a generator object and acquires nothing.
+  alone) would wait for nothing and acquire nothing; it is caught instead
+  (:class:`Wait`): the task fails with a ``TypeError`` naming the line, at
+  its next switch point or end.
 
 Nothing else runs between two yields of a task, so code without a ``yield``
 inside is a critical section by construction: a task that yields only
@@ -52,264 +54,46 @@ Limits. A task that never yields cannot be interrupted, so
 tasks of one ``run()`` at a time, on one thread; they are not thread-safe.
 They may be created before ``run()`` and reused by later runs.
 
-The waiter lists (:class:`Cooperative`), the queue's non-waiting half
-(:class:`CooperativeQueue`), the counter and the task checks
-(:func:`start_tasks`) are shared with the asyncio runtime, whose driver
-awaits a future where this one yields a park.
+The waiter lists, the queue's non-waiting half, the counter and the task
+checks are shared with the asyncio runtime (:mod:`._cooperative`), whose
+driver awaits a future where this one yields a park.
 """
 
 from __future__ import annotations
 
-import collections
-import functools
-import inspect
+import linecache
+import os
 import random
+import sys
+import threading
 import time
 import types
-from collections.abc import Callable, Generator
+import warnings
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .._errors import DeadlockError
+from .._errors import DeadlockError, Wait
 from .._outcome import Outcome, collect
+from .._protocols import GeneratorLock, GeneratorQueue
 from .._runtime import Runtime
 from .._task import Task
-from ._core import (
-    DequeStorage,
-    LockCore,
-    PlainCounter,
-    QueueCore,
-    Steps,
-    check_maxsize,
-    clock,
-    run_nowait,
-)
+from ._cooperative import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
+from ._core import LockCore, Steps, clock, run_nowait
 
 __all__ = [
-    "Cooperative",
-    "CooperativeCounter",
-    "CooperativeQueue",
     "CoroutineLock",
     "CoroutineQueue",
     "CoroutinesRuntime",
     "Park",
-    "start_tasks",
+    "Waiting",
+    "forgotten",
 ]
 
 T = TypeVar("T")
-W = TypeVar("W")
 
 #: Valid values of ``critsec.runtime("coroutines", order=...)``.
 ORDERS = ("round-robin", "random")
-
-
-# -- shared with the asyncio runtime ------------------------------------------
-
-
-class Cooperative(Generic[W]):
-    """Waiter lists for a primitive of a cooperative runtime (one task runs
-    at a time): for each condition, the waiters in arrival order.
-
-    ``_notify`` (called by the algorithms in ``_core``) wakes the first
-    waiter that accepts, or all of them. ``_wake`` says how to wake one
-    waiter of this runtime and whether it accepted: a park always does; an
-    asyncio future that was cancelled does not, and the next one is tried.
-    """
-
-    _waiters: collections.defaultdict[str, collections.deque[W]]
-    #: Waiters woken that have not run yet, per condition: a fair lock
-    #: counts them as still queued (see ``LockCore._fair``).
-    _woken: collections.Counter[str]
-
-    def _init_waiters(self) -> None:
-        self._waiters = collections.defaultdict(collections.deque)
-        self._woken = collections.Counter()
-
-    def _wake(self, waiter: W) -> bool:
-        raise NotImplementedError
-
-    def _notify(self, condition: str, all: bool = False) -> None:
-        waiters = self._waiters[condition]
-        while waiters:
-            if self._wake(waiters.popleft()):
-                self._woken[condition] += 1
-                if not all:
-                    return
-
-    def _queued(self, condition: str) -> bool:
-        return bool(self._waiters[condition]) or self._woken[condition] > 0
-
-
-class CooperativeCounter(PlainCounter):
-    """An integer shared by the tasks of a cooperative runtime (coroutines,
-    asyncio).
-
-    ``value`` reads or writes it; ``add(delta)`` adds and returns the new
-    value. Tasks switch only where they yield (or await), so ``add`` and
-    ``counter.value += 1`` are both atomic *unless* the task yields between
-    a read and its write -- which is how lost updates are shown here. Never
-    blocks; any task of the run may call it.
-    """
-
-
-class CooperativeQueue(Cooperative[W], DequeStorage, QueueCore[Any]):
-    """The methods of a cooperative runtime's queue that never wait.
-
-    The queue is ``queue.Queue`` with Python 3.13's ``shutdown()`` (the
-    algorithm is :class:`~._core.QueueCore`); subclasses add the waiting
-    ``put``/``get``/``join`` in their runtime's style. Any task of the run
-    may call these methods; none of them waits or switches.
-    """
-
-    def __init__(self, maxsize: int = 0) -> None:
-        self.maxsize = check_maxsize(maxsize)
-        self._init_storage()
-        self._init_waiters()
-
-    def put_nowait(self, item: Any) -> None:
-        """Put ``item`` at once, or raise :class:`~critsec.Full` if the queue
-        is full (:class:`~critsec.ShutDown` if it was shut down)."""
-        run_nowait(self._put_steps(item, False, None))
-
-    def get_nowait(self) -> Any:
-        """Remove and return the oldest item at once, or raise
-        :class:`~critsec.Empty` (:class:`~critsec.ShutDown` once shut down
-        and drained)."""
-        return run_nowait(self._get_steps(False, None))
-
-    def task_done(self) -> None:
-        """Mark one item taken by ``get`` as fully processed; wakes ``join``
-        waiters when none is left. ``ValueError`` if called too often."""
-        self._task_done()
-
-    def shutdown(self, immediate: bool = False) -> None:
-        """Stop the queue: later puts raise :class:`~critsec.ShutDown` and
-        waiting putters wake and raise it; getters drain what is left, then
-        raise it. ``immediate=True`` discards what is left (counting it as
-        done for ``join``), so getters raise at once."""
-        self._shutdown(immediate)
-
-    def qsize(self) -> int:
-        """Items in the queue (exact: no other task runs meanwhile)."""
-        return self._qsize()
-
-    def empty(self) -> bool:
-        """``qsize() == 0``."""
-        return not self._qsize()
-
-    def full(self) -> bool:
-        """``0 < maxsize <= qsize()``."""
-        return self._is_full()
-
-    @property
-    def is_shutdown(self) -> bool:
-        """True once ``shutdown()`` was called."""
-        return self._is_shutdown
-
-    @property
-    def unfinished_tasks(self) -> int:
-        """Items put and not yet marked done by ``task_done``."""
-        return self._unfinished
-
-    def __repr__(self) -> str:
-        state = " shut down" if self._is_shutdown else ""
-        return f"<{type(self).__name__} maxsize={self.maxsize} qsize={self._qsize()}{state}>"
-
-
-@dataclass(frozen=True)
-class TaskKind:
-    """What the task functions of a cooperative runtime must be."""
-
-    runtime: str
-    is_function: Callable[[Any], bool]
-    is_instance: Callable[[Any], bool]
-    noun: str
-    advice: str
-
-
-TASK_KINDS = {
-    "coroutines": TaskKind(
-        "coroutines",
-        inspect.isgeneratorfunction,
-        inspect.isgenerator,
-        "a generator function",
-        "the coroutines runtime switches tasks only at `yield`: add a `yield` where the "
-        "task may switch (e.g. between reading and writing shared state)",
-    ),
-    "asyncio": TaskKind(
-        "asyncio",
-        inspect.iscoroutinefunction,
-        inspect.iscoroutine,
-        "an async function",
-        "the asyncio runtime runs coroutines: write it as `async def` and `await` where "
-        "the task may switch",
-    ),
-}
-
-
-def _innermost(fn: Any) -> Any:
-    """The function under partials, bound methods and ``functools.wraps`` decorators."""
-    while True:
-        if isinstance(fn, functools.partial):
-            fn = fn.func
-        elif inspect.ismethod(fn):
-            fn = fn.__func__
-        elif hasattr(fn, "__wrapped__"):
-            fn = inspect.unwrap(fn)
-        else:
-            return fn
-
-
-def _refusal(fn: Any, kind: TaskKind) -> str | None:
-    """Why ``fn`` cannot be one of ``kind``'s tasks, decided without calling it."""
-    if kind.is_function(fn):
-        return None
-    for other in TASK_KINDS.values():
-        if other is not kind and other.is_function(fn):
-            return f"is {other.noun}: run it with critsec.runtime({other.runtime!r})"
-    inner = _innermost(fn)
-    # A `def` without `yield` (or without `async`) would run to its end, or loop
-    # forever, without a single switch point: refuse it before it runs. A lambda
-    # cannot loop, so it is called to see whether it returns a generator.
-    if inspect.isfunction(inner) and inner.__name__ != "<lambda>" and not kind.is_function(inner):
-        return f"is not {kind.noun}: {kind.advice}"
-    return None
-
-
-def start_tasks(tasks: list[Task], runtime: str) -> list[Any]:
-    """Call every task's function; return the generators (``"coroutines"``)
-    or coroutines (``"asyncio"``) they made, none of them started.
-
-    A task must be a generator function (an ``async def`` for asyncio) --
-    also through ``functools.partial``, a bound method or a
-    ``functools.wraps`` decorator; a ``def`` of another kind is refused with
-    ``TypeError`` before any task is called. Any other callable (a lambda, an
-    object) is called and must return a generator (a coroutine); calling a
-    generator function runs none of its body. On ``TypeError`` nothing was
-    started and every object already made is closed.
-    """
-    kind = TASK_KINDS[runtime]
-    for t in tasks:
-        problem = _refusal(t.fn, kind)
-        if problem:
-            raise TypeError(f"task {t.name!r} {problem}")
-    made: list[Any] = []
-    try:
-        for t in tasks:
-            obj = t.call()
-            if not kind.is_instance(obj):
-                if inspect.isgenerator(obj) or inspect.iscoroutine(obj):
-                    obj.close()  # never started: no "never awaited" warning
-                raise TypeError(
-                    f"task {t.name!r} returned {type(obj).__name__}, not what "
-                    f"{kind.noun} returns: {kind.advice}"
-                )
-            made.append(obj)
-    except BaseException:
-        for obj in made:
-            obj.close()
-        raise
-    return made
 
 
 # -- the coroutines runtime ---------------------------------------------------
@@ -333,6 +117,68 @@ class Park:
 
     def __repr__(self) -> str:
         return f"<Park for {self.condition} on {self.owner!r}>"
+
+
+class _Forgotten(threading.local):
+    """Waits dropped without ``yield from`` on this thread, for the scheduler
+    running here (``watching`` counts them) to fail their task with."""
+
+    def __init__(self) -> None:
+        self.watching = 0
+        self.dropped: list[str] = []
+
+    def take(self) -> str | None:
+        """The first forgotten wait since the last call, as an error message."""
+        if not self.dropped:
+            return None
+        message = self.dropped[0]
+        self.dropped.clear()
+        return message
+
+
+forgotten = _Forgotten()
+
+
+class Waiting(Generic[T]):
+    """What a method that may wait returns: use it with ``yield from``.
+
+    ``yield from`` starts it (``__iter__`` hands over the generator that
+    does the waiting). Dropped without being started -- ``lock.acquire()``
+    on a line of its own -- it would silently do nothing, so it reports
+    itself: to the scheduler running the task, which fails the task with
+    a ``TypeError`` at its next switch point or end; outside any run, as a
+    ``RuntimeWarning`` (like a coroutine never awaited). CPython drops it
+    at once, so the line named is the one that forgot ``yield from``.
+    """
+
+    __slots__ = ("_call", "_started", "_steps")
+
+    def __init__(self, steps: Generator[Park, None, T], call: str) -> None:
+        self._steps = steps
+        self._call = call
+        self._started = False
+
+    def __iter__(self) -> Generator[Park, None, T]:
+        self._started = True
+        return self._steps
+
+    def __del__(self) -> None:
+        if self._started:
+            return
+        self._steps.close()
+        frame = sys._getframe(1)
+        where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        message = (
+            f"{self._call} was called without `yield from` at {where}: it waited for "
+            f"nothing and did nothing (write `yield from {self._call}`)"
+        )
+        if forgotten.watching:
+            forgotten.dropped.append(message)
+        else:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+    def __repr__(self) -> str:
+        return f"<{self._call}: use with `yield from`>"
 
 
 class Parking(Cooperative[Park]):
@@ -396,11 +242,11 @@ class CoroutineLock(Parking, LockCore):
         self._init_waiters()
         self._held = _Held(self)
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> Generator[Park, None, bool]:
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> Waiting[bool]:
         """Use as ``ok = yield from lock.acquire(...)``: take the lock,
         waiting (at most ``timeout`` seconds, unless -1) while it is held.
         Returns False if ``blocking`` is false or the time ran out."""
-        return self._wait(self._acquire_steps(blocking, timeout))
+        return Waiting(self._wait(self._acquire_steps(blocking, timeout)), "lock.acquire()")
 
     def release(self) -> None:
         """Release the lock and wake one waiting task. Never waits."""
@@ -409,7 +255,7 @@ class CoroutineLock(Parking, LockCore):
     def __iter__(self) -> Generator[Park, None, _Held]:
         # `with (yield from lock):` -- wait for the lock, then hand `with` a
         # context manager whose exit releases it.
-        yield from self.acquire()
+        yield from self._wait(self._acquire_steps(True, -1))
         return self._held
 
     def __enter__(self) -> None:
@@ -426,7 +272,7 @@ class CoroutineLock(Parking, LockCore):
         return f"<CoroutineLock {'locked' if self._locked else 'unlocked'}>"
 
 
-class CoroutineQueue(Parking, CooperativeQueue[Park]):
+class CoroutineQueue(Parking, CooperativeQueue[Park, T]):
     """A FIFO queue for generator tasks: ``queue.Queue`` with Python 3.13's
     ``shutdown()``, where the waiting methods are used with ``yield from``.
 
@@ -436,26 +282,24 @@ class CoroutineQueue(Parking, CooperativeQueue[Park]):
     methods never wait.
     """
 
-    def put(
-        self, item: Any, block: bool = True, timeout: float | None = None
-    ) -> Generator[Park, None, None]:
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> Waiting[None]:
         """Use as ``yield from q.put(item)``: put ``item``, waiting (at most
         ``timeout`` seconds) for room. Raises :class:`~critsec.Full` if
         ``block`` is false or the time ran out, :class:`~critsec.ShutDown`
         if the queue is or gets shut down."""
-        return self._wait(self._put_steps(item, block, timeout))
+        return Waiting(self._wait(self._put_steps(item, block, timeout)), "q.put(item)")
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Generator[Park, None, Any]:
+    def get(self, block: bool = True, timeout: float | None = None) -> Waiting[T]:
         """Use as ``item = yield from q.get()``: remove and return the oldest
         item, waiting (at most ``timeout`` seconds) for one. Raises
         :class:`~critsec.Empty` if ``block`` is false or the time ran out,
         :class:`~critsec.ShutDown` once shut down and drained."""
-        return self._wait(self._get_steps(block, timeout))
+        return Waiting(self._wait(self._get_steps(block, timeout)), "q.get()")
 
-    def join(self) -> Generator[Park, None, None]:
+    def join(self) -> Waiting[None]:
         """Use as ``yield from q.join()``: wait until every item put has been
         marked done by ``task_done``."""
-        return self._wait(self._join_steps())
+        return Waiting(self._wait(self._join_steps()), "q.join()")
 
 
 @dataclass(eq=False)
@@ -472,16 +316,56 @@ class _Running:
         return park is None or park.woken or (park.deadline is not None and park.deadline <= now)
 
 
-def _where(generator: Generator[Any, None, Any]) -> str:
-    """Source position of the innermost ``yield`` a generator is stopped at."""
+def _innermost_frame(generator: Generator[Any, None, Any]) -> types.FrameType | None:
+    """The frame of the innermost ``yield`` a generator is stopped at."""
     inner: Any = generator
     while isinstance(inner.gi_yieldfrom, types.GeneratorType):
         inner = inner.gi_yieldfrom
-    frame = inner.gi_frame
+    frame: types.FrameType | None = inner.gi_frame
+    return frame
+
+
+def _where(generator: Generator[Any, None, Any]) -> str:
+    """`` at file:line`` of the innermost ``yield`` a generator is stopped at."""
+    frame = _innermost_frame(generator)
     return "" if frame is None else f" at {frame.f_code.co_filename}:{frame.f_lineno}"
 
 
-class CoroutinesRuntime(Runtime):
+def _position(running: _Running) -> tuple[str, str]:
+    """(``file:line``, source) of the task's own code where it waits: the
+    innermost frame of the task's that is not this package's."""
+    frames = []
+    inner: Any = running.generator
+    while inner is not None and inner.gi_frame is not None:
+        frames.append(inner.gi_frame)
+        inner = inner.gi_yieldfrom if isinstance(inner.gi_yieldfrom, types.GeneratorType) else None
+    mine = [f for f in frames if not f.f_code.co_filename.startswith(_RUNTIMES_DIR)]
+    if not mine:
+        return "", ""
+    frame = mine[-1]
+    filename, line = frame.f_code.co_filename, frame.f_lineno
+    return f"{filename}:{line}", linecache.getline(filename, line).strip()
+
+
+_RUNTIMES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+
+
+def bad_yield(task: str, request: Any, where: str) -> str:
+    """The error for a task that yielded something other than a switch point
+    (a bare ``yield``) or a wait (``yield from`` a primitive's method)."""
+    hint = ""
+    if isinstance(request, Waiting):
+        request.__iter__().close()  # counts as used: it is reported here, not when dropped
+        hint = " (did you mean `yield from`?)"
+    elif isinstance(request, Iterator):
+        hint = " (did you mean `yield from`?)"
+    return (
+        f"task {task!r} yielded {request!r}{where}{hint}: a task may only `yield` (a switch "
+        "point) or wait with `yield from` on a lock or queue method"
+    )
+
+
+class CoroutinesRuntime(Runtime[GeneratorLock, GeneratorQueue[Any]]):
     """Tasks are generator functions run by a scheduler on the calling
     thread; they switch only at ``yield`` (see the module docstring).
 
@@ -510,15 +394,16 @@ class CoroutinesRuntime(Runtime):
     def counter(self, initial: int = 0) -> CooperativeCounter:
         return CooperativeCounter(initial)
 
-    def queue(self, maxsize: int = 0) -> CoroutineQueue:
+    def queue(self, maxsize: float = 0) -> CoroutineQueue[Any]:
         return CoroutineQueue(maxsize)
 
     def _run(self, tasks: list[Task], timeout: float | None) -> list[Any]:
-        generators = start_tasks(tasks, "coroutines")
+        generators = start_tasks(tasks, "generator")
         live = [
             _Running(i, t.name, g) for i, (t, g) in enumerate(zip(tasks, generators, strict=True))
         ]
         outcomes = [Outcome() for _ in tasks]
+        forgotten.watching += 1
         try:
             self._schedule(live, outcomes, timeout)
             return collect([t.name for t in tasks], outcomes)
@@ -531,6 +416,9 @@ class CoroutinesRuntime(Runtime):
                 except Exception as problem:  # reported on exc, not lost
                     exc.add_note(f"closing task {running.name!r} raised {problem!r}")
             raise
+        finally:
+            forgotten.watching -= 1
+            forgotten.dropped.clear()
 
     def _schedule(
         self, live: list[_Running], outcomes: list[Outcome], timeout: float | None
@@ -565,18 +453,20 @@ class CoroutinesRuntime(Runtime):
                 outcomes[running.index].value = stop.value
                 del live[chosen]
                 turn = chosen  # the next task moved into this slot
+                if (misuse := forgotten.take()) is not None:
+                    outcomes[running.index] = Outcome.failure(TypeError(misuse))
+                    return
                 continue
             except Exception as exc:  # becomes the run's TaskError
                 outcomes[running.index] = Outcome.failure(exc)
                 del live[chosen]
                 return
+            if (misuse := forgotten.take()) is not None:
+                outcomes[running.index] = Outcome.failure(TypeError(misuse))
+                del live[chosen]
+                return
             if request is not None and not isinstance(request, Park):
-                hint = " (did you mean `yield from`?)" if inspect.isgenerator(request) else ""
-                raise TypeError(
-                    f"task {running.name!r} yielded {request!r}{_where(running.generator)}{hint}: "
-                    "a task may only `yield` (a switch point) or wait with `yield from` on a "
-                    "lock or queue method"
-                )
+                raise TypeError(bad_yield(running.name, request, _where(running.generator)))
             running.park = request
             turn = chosen + 1
 
@@ -587,13 +477,12 @@ class CoroutinesRuntime(Runtime):
         parks = [running.park for running in live if running.park is not None]
         deadlines = [park.deadline for park in parks if park.deadline is not None]
         if not deadlines:
-            waits = "\n".join(
-                f"  task {running.name!r} waits for {park.condition} ({park.owner!r})"
-                for running in live
-                if (park := running.park) is not None
-            )
             raise DeadlockError(
-                f"deadlock: every unfinished task waits and nothing can wake any of them:\n{waits}"
+                [
+                    Wait(running.name, f"{park.condition} on {park.owner!r}", *_position(running))
+                    for running in live
+                    if (park := running.park) is not None
+                ]
             )
         wake_at = min(deadlines) if deadline is None else min(min(deadlines), deadline)
         # The runtime honestly waiting for a timeout, not a guess.

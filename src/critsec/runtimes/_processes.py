@@ -65,11 +65,12 @@ from multiprocessing import resource_tracker, sharedctypes
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .._outcome import Outcome, collect
+from .._protocols import Lock, Queue
 from .._runtime import Runtime
-from .._task import Task
+from .._task import Task, check_result
 from ._core import (
     NOT_FULL,
     BlockingQueue,
@@ -90,6 +91,8 @@ __all__ = [
 #: and cheap: pages are only given memory when first written to, and the
 #: ring starts over at its front whenever it is empty.
 DEFAULT_BUFFER_SIZE = 16 * 1024 * 1024
+
+T = TypeVar("T")
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -221,7 +224,7 @@ def _shared_bytes(size: int) -> ctypes.Array[ctypes.c_ubyte]:
     return new_value(ctypes.c_ubyte * size)  # type: ignore[no-any-return]
 
 
-class ProcessQueue(BlockingQueue[Any]):
+class ProcessQueue(BlockingQueue[Any], Generic[T]):
     """A FIFO queue shared by processes: ``queue.Queue``'s interface, with
     Python 3.13's ``shutdown()`` on every Python.
 
@@ -242,7 +245,7 @@ class ProcessQueue(BlockingQueue[Any]):
 
     def __init__(
         self,
-        maxsize: int = 0,
+        maxsize: float = 0,
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         context: BaseContext | None = None,
@@ -259,7 +262,7 @@ class ProcessQueue(BlockingQueue[Any]):
         self._init_sync(ctx.Lock(), ctx.Condition)
 
     # -- pickling outside the mutex --------------------------------------------
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item``; if the queue is full or its buffer lacks room, wait
         (at most ``timeout`` seconds). Raises :class:`~critsec.Full` if
         ``block`` is false or the time ran out, :class:`~critsec.ShutDown`
@@ -274,13 +277,14 @@ class ProcessQueue(BlockingQueue[Any]):
             )
         super().put(data, block, timeout)
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
         """Remove and return the oldest item; wait for one if empty (at most
         ``timeout`` seconds). Raises :class:`~critsec.Empty` if ``block`` is
         false or the time ran out, :class:`~critsec.ShutDown` once shut down
         and drained. An item that cannot be unpickled here (its class is
         not importable in this process) is removed, and the error raised."""
-        return pickle.loads(super().get(block, timeout))
+        item: T = pickle.loads(super().get(block, timeout))
+        return item
 
     # -- storage: a ring of (length, pickle) records ---------------------------
     @functools.cached_property
@@ -398,7 +402,7 @@ def _child_main(t: Task, conn: Connection) -> None:
     if _SIGMASK:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
-        value = t.call()
+        value = check_result(t.name, t.call())
     except BaseException as exc:  # reported to the caller of run()
         message = _failure_message(exc)
     else:
@@ -486,7 +490,7 @@ def _stop(children: list[_Child]) -> None:
         child.process.close()
 
 
-class ProcessesRuntime(Runtime):
+class ProcessesRuntime(Runtime[Lock, Queue[Any]]):
     """Tasks are child processes, one per task; primitives live in shared
     memory and are passed to tasks as arguments.
 
@@ -524,7 +528,9 @@ class ProcessesRuntime(Runtime):
         """A new :class:`ProcessCounter` holding ``initial``."""
         return ProcessCounter(initial, context=self.context)
 
-    def queue(self, maxsize: int = 0, *, buffer_size: int = DEFAULT_BUFFER_SIZE) -> ProcessQueue:
+    def queue(
+        self, maxsize: float = 0, *, buffer_size: int = DEFAULT_BUFFER_SIZE
+    ) -> ProcessQueue[Any]:
         """A new :class:`ProcessQueue` of at most ``maxsize`` items (0: no
         bound) whose pickles share ``buffer_size`` bytes of shared memory."""
         return ProcessQueue(maxsize, buffer_size=buffer_size, context=self.context)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from .._outcome import Outcome, collect
+from .._protocols import Lock, Queue
 from .._runtime import Runtime
-from .._task import Task
+from .._task import Task, check_result
 from ._core import BlockingQueue, DequeStorage, PlainCounter, check_maxsize
 
 __all__ = ["ThreadCounter", "ThreadQueue", "ThreadsRuntime"]
+
+T = TypeVar("T")
 
 
 class ThreadCounter(PlainCounter):
@@ -39,31 +42,31 @@ class ThreadCounter(PlainCounter):
             return super().add(delta)
 
 
-class ThreadQueue(DequeStorage, BlockingQueue[Any]):
+class ThreadQueue(DequeStorage, BlockingQueue[T]):
     """A FIFO queue for threads: ``queue.Queue`` with Python 3.13's
     ``shutdown()`` on every Python. Any thread may call any method;
     ``put``/``get``/``join`` block the calling thread only."""
 
-    def __init__(self, maxsize: int = 0) -> None:
+    def __init__(self, maxsize: float = 0) -> None:
         self.maxsize = check_maxsize(maxsize)
         self._init_storage()
         self._init_sync(threading.Lock(), threading.Condition)
 
 
-class ThreadsRuntime(Runtime):
+class ThreadsRuntime(Runtime[Lock, Queue[Any]]):
     """Tasks are threads of this process; primitives live in its memory."""
 
     name = "threads"
     style = "blocking"
 
-    def lock(self) -> Any:
+    def lock(self) -> Lock:
         """``threading.Lock()``: any thread may release it."""
         return threading.Lock()
 
     def counter(self, initial: int = 0) -> ThreadCounter:
         return ThreadCounter(initial)
 
-    def queue(self, maxsize: int = 0) -> ThreadQueue:
+    def queue(self, maxsize: float = 0) -> ThreadQueue[Any]:
         return ThreadQueue(maxsize)
 
     def _run(self, tasks: list[Task], timeout: float | None) -> list[Any]:
@@ -71,7 +74,7 @@ class ThreadsRuntime(Runtime):
 
         def call(index: int, t: Task) -> None:
             try:
-                outcomes[index].value = t.call()
+                outcomes[index].value = check_result(t.name, t.call())
             except BaseException as exc:  # reported to the caller of run()
                 outcomes[index] = Outcome.failure(exc)
 
