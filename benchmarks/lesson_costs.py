@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {sys.version.split()[0]}, {args.repeats} interleaved repeats, "
         f"medians per locked update (2 processes, counter checked every run)"
     )
-    print(f"{'':52} {'µs/update':>10} {'× baseline':>11}")
+    print(f"{'':52} {'µs/update':>10} {'x baseline':>11}")
     for name, samples in times.items():
         median = statistics.median(samples)
         print(f"{name:52} {median * 1e6:10.2f} {median / base:11.2f}")

@@ -66,6 +66,7 @@ def test_a_sample_prints_what_the_readme_shows(command: str, shown: str) -> None
                 k: v for k, v in w.items() if k not in VARYING
             }
         return
+
     # Text: the same, but for the seconds a search took.
     def mask(text: str) -> str:
         return re.sub(r"\d+\.\d+ s\)", "N s)", text)
