@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import pkgutil
 import queue
 import types
@@ -102,9 +103,12 @@ def test_every_protocol_method_states_its_contract() -> None:
         critsec.AsyncQueue,
     ):
         assert protocol.__doc__
-        for attr, member in vars(protocol).items():
-            if callable(member) and not attr.startswith("_"):
-                assert member.__doc__, f"{protocol.__name__}.{attr} has no contract"
+        members = [a for a in dir(protocol) if not a.startswith("_")]
+        assert members
+        for attr in members:  # inherited ones too
+            member = inspect.getattr_static(protocol, attr)
+            doc = member.fget.__doc__ if isinstance(member, property) else member.__doc__
+            assert doc, f"{protocol.__name__}.{attr} has no contract"
 
 
 # -- task kinds -----------------------------------------------------------------------

@@ -108,45 +108,24 @@ class Lock(Protocol):
         """Leaving ``with lock:`` -- ``release()``."""
 
 
-@runtime_checkable
-class Queue(Protocol[T]):
-    """A FIFO queue with ``queue.Queue``'s semantics, and Python 3.13's
-    ``shutdown()`` on every Python, for blocking tasks (threads, processes).
-
-    ``put``/``get``/``join`` block the calling thread only. ``Full``,
-    ``Empty`` and ``ShutDown`` are critsec's (also ``queue.Full``, ...);
-    a timeout that is negative is a ``ValueError``, one that is not a
-    number a ``TypeError``.
-    """
+class _QueueNow(Protocol[T]):
+    """What every queue does without waiting, whatever its runtime."""
 
     @property
     def maxsize(self) -> float:
         """The bound it was made with; ``<= 0`` means none."""
 
-    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
-        """Put ``item`` at the end. While the queue is full, blocks (at most
-        ``timeout`` seconds, None: no limit) unless ``block`` is false.
-        ``Full`` if ``block`` is false or the time ran out; ``ShutDown``
-        if the queue is or gets shut down meanwhile."""
-
-    def get(self, block: bool = True, timeout: float | None = None) -> T:
-        """Remove and return the oldest item. While the queue is empty,
-        blocks (at most ``timeout`` seconds) unless ``block`` is false.
-        ``Empty`` if ``block`` is false or the time ran out; ``ShutDown``
-        once the queue is shut down and empty."""
-
     def put_nowait(self, item: T) -> None:
-        """``put(item, block=False)``: never waits."""
+        """Put ``item`` at once, or raise ``Full`` (``ShutDown`` once shut
+        down). Never waits."""
 
     def get_nowait(self) -> T:
-        """``get(block=False)``: never waits."""
+        """Remove and return the oldest item at once, or raise ``Empty``
+        (``ShutDown`` once shut down and empty). Never waits."""
 
     def task_done(self) -> None:
         """Mark one item taken by ``get`` as processed (for ``join``).
         Never waits. ``ValueError`` if called more often than items were put."""
-
-    def join(self) -> None:
-        """Block until every item put was marked done by ``task_done``."""
 
     def shutdown(self, immediate: bool = False) -> None:
         """Stop the queue, never waiting: later puts raise ``ShutDown`` and
@@ -170,6 +149,33 @@ class Queue(Protocol[T]):
     @property
     def unfinished_tasks(self) -> int:
         """Items put and not yet marked done by ``task_done``."""
+
+
+@runtime_checkable
+class Queue(_QueueNow[T], Protocol[T]):
+    """A FIFO queue with ``queue.Queue``'s semantics, and Python 3.13's
+    ``shutdown()`` on every Python, for blocking tasks (threads, processes).
+
+    ``put``/``get``/``join`` block the calling thread only. ``Full``,
+    ``Empty`` and ``ShutDown`` are critsec's (also ``queue.Full``, ...);
+    a timeout that is negative is a ``ValueError``, one that is not a
+    number a ``TypeError``.
+    """
+
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
+        """Put ``item`` at the end. While the queue is full, blocks (at most
+        ``timeout`` seconds, None: no limit) unless ``block`` is false.
+        ``Full`` if ``block`` is false or the time ran out; ``ShutDown``
+        if the queue is or gets shut down meanwhile."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
+        """Remove and return the oldest item. While the queue is empty,
+        blocks (at most ``timeout`` seconds) unless ``block`` is false.
+        ``Empty`` if ``block`` is false or the time ran out; ``ShutDown``
+        once the queue is shut down and empty."""
+
+    def join(self) -> None:
+        """Block until every item put was marked done by ``task_done``."""
 
 
 @runtime_checkable
@@ -210,15 +216,11 @@ class GeneratorLock(Protocol):
 
 
 @runtime_checkable
-class GeneratorQueue(Protocol[T]):
+class GeneratorQueue(_QueueNow[T], Protocol[T]):
     """:class:`Queue`'s contract for generator tasks (the coroutines
     runtime): ``yield from q.put(item)``, ``item = yield from q.get()``,
     ``yield from q.join()`` suspend only the calling task; the other
     methods never wait and are plain calls."""
-
-    @property
-    def maxsize(self) -> float:
-        """The bound it was made with; ``<= 0`` means none."""
 
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> Yielding[None]:
         """``yield from q.put(item)``: as :meth:`Queue.put`."""
@@ -228,35 +230,6 @@ class GeneratorQueue(Protocol[T]):
 
     def join(self) -> Yielding[None]:
         """``yield from q.join()``: as :meth:`Queue.join`."""
-
-    def put_nowait(self, item: T) -> None:
-        """Put at once or raise ``Full`` (``ShutDown`` once shut down)."""
-
-    def get_nowait(self) -> T:
-        """Get at once or raise ``Empty`` (``ShutDown`` once shut down and empty)."""
-
-    def task_done(self) -> None:
-        """As :meth:`Queue.task_done`."""
-
-    def shutdown(self, immediate: bool = False) -> None:
-        """As :meth:`Queue.shutdown`."""
-
-    def qsize(self) -> int:
-        """Items in the queue (exact: no other task runs meanwhile)."""
-
-    def empty(self) -> bool:
-        """``qsize() == 0``."""
-
-    def full(self) -> bool:
-        """``0 < maxsize <= qsize()``."""
-
-    @property
-    def is_shutdown(self) -> bool:
-        """True once ``shutdown()`` was called."""
-
-    @property
-    def unfinished_tasks(self) -> int:
-        """Items put and not yet marked done by ``task_done``."""
 
 
 @runtime_checkable
@@ -289,15 +262,11 @@ class AsyncLock(Protocol):
 
 
 @runtime_checkable
-class AsyncQueue(Protocol[T]):
+class AsyncQueue(_QueueNow[T], Protocol[T]):
     """A queue with ``asyncio.Queue``'s semantics, and Python 3.13's
     ``shutdown()`` on every Python, for asyncio tasks: ``await put``,
     ``await get``, ``await join`` suspend only the calling task; no
     timeouts (use ``asyncio.timeout()``); the other methods never wait."""
-
-    @property
-    def maxsize(self) -> float:
-        """The bound it was made with; ``<= 0`` means none."""
 
     async def put(self, item: T) -> None:
         """Put ``item``, waiting while the queue is full. ``ShutDown`` if
@@ -309,32 +278,3 @@ class AsyncQueue(Protocol[T]):
 
     async def join(self) -> None:
         """Wait until every item put was marked done by ``task_done``."""
-
-    def put_nowait(self, item: T) -> None:
-        """Put at once or raise ``Full`` (also ``asyncio.QueueFull``)."""
-
-    def get_nowait(self) -> T:
-        """Get at once or raise ``Empty`` (also ``asyncio.QueueEmpty``)."""
-
-    def task_done(self) -> None:
-        """As :meth:`Queue.task_done`."""
-
-    def shutdown(self, immediate: bool = False) -> None:
-        """As :meth:`Queue.shutdown`."""
-
-    def qsize(self) -> int:
-        """Items in the queue."""
-
-    def empty(self) -> bool:
-        """``qsize() == 0``."""
-
-    def full(self) -> bool:
-        """``0 < maxsize <= qsize()``."""
-
-    @property
-    def is_shutdown(self) -> bool:
-        """True once ``shutdown()`` was called."""
-
-    @property
-    def unfinished_tasks(self) -> int:
-        """Items put and not yet marked done by ``task_done``."""
