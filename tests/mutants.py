@@ -41,10 +41,10 @@ from typing import Any
 import critsec
 from critsec.runtimes._core import NOT_EMPTY
 
-_THREADS = critsec.runtime("threads")
-_PROCESSES = critsec.runtime("processes")
-_COROUTINES = critsec.runtime("coroutines")
-_ASYNCIO = critsec.runtime("asyncio")
+_THREADS: Any = critsec.runtime("threads")
+_PROCESSES: Any = critsec.runtime("processes")
+_COROUTINES: Any = critsec.runtime("coroutines")
+_ASYNCIO: Any = critsec.runtime("asyncio")
 
 # The real classes, as the factories make them.
 _ThreadCounter: Any = type(_THREADS.counter())
@@ -150,6 +150,8 @@ class CoroutineLockIgnoringTimeout(_CoroutineLock):  # type: ignore[misc]
 
 
 class ThreadCounterReadingThenWriting(_ThreadCounter):  # type: ignore[misc]
+    value: int
+
     def add(self, delta: int) -> int:
         new = self.value + delta
         self.value = new
@@ -157,6 +159,8 @@ class ThreadCounterReadingThenWriting(_ThreadCounter):  # type: ignore[misc]
 
 
 class ProcessCounterReadingThenWriting(_ProcessCounter):  # type: ignore[misc]
+    value: int
+
     def add(self, delta: int) -> int:
         new = self.value + delta
         self.value = new

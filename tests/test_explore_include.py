@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import types
 from typing import Any
 
 import pytest
@@ -23,10 +24,7 @@ from critsec.explorer import check, explore, replay
 from critsec.explorer._threads import default_user_code, including
 from critsec.runtimes import _core, _threads
 
-
-class State:
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
+State = types.SimpleNamespace  # a bag of shared attributes for one schedule
 
 
 def cooperative_counter() -> State:

@@ -120,7 +120,7 @@ def closer(ops: Any, q: Any, producers_done: list[Any], consumers: int) -> Any:
 
 
 def consumer(ops: Any, q: Any, limit: int = -1, done: bool = False) -> Any:
-    got = []
+    got: list[Any] = []
     while limit < 0 or len(got) < limit:
         try:
             item = yield from ops.get(q)
@@ -137,7 +137,7 @@ def consumer(ops: Any, q: Any, limit: int = -1, done: bool = False) -> Any:
 
 def drain_after(ops: Any, q: Any, closed: Any) -> Any:
     yield from ops.wait(closed)
-    got = []
+    got: list[Any] = []
     while True:
         try:
             got.append((yield from ops.get(q)))
@@ -367,7 +367,7 @@ def test_counter_add_is_atomic(rt: critsec.Runtime) -> None:
     # Processes: another process tries its add at every line of this one's.
     if not interleave.CAN_SEE_BLOCKED:
         pytest.skip(interleave.WHY_NOT)
-    rounds = interleave.add_at_every_line(rt, rt.counter(10), timeout=hang_timeout(rt))
+    rounds = interleave.add_at_every_line(rt, rt.counter(10))
     lost = [r for r in rounds if r.after - r.before != 1 + 2]
     assert not lost, f"updates lost while the other add paused at: {lost}"
     # Some pauses hold the counter's lock (the other add had to wait), some
