@@ -164,7 +164,7 @@ def render(rows: list[list[str]], width: int = 100) -> str:
         wrapped = textwrap.wrap(row[-1], last, break_on_hyphens=False) or [""]
         lines.append(f"{head}  {wrapped[0]}" if head else wrapped[0])
         lines.extend(" " * indent + more for more in wrapped[1:])
-    lines.insert(1, "  ".join("-" * min(w, last) for w in widths))
+    lines.insert(1, "  ".join("-" * w for w in [*widths[:-1], min(widths[-1], last)]))
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -206,10 +206,11 @@ def main(argv: list[str] | None = None) -> int:
             runtimes.append(entry["runtime"])
 
     grid = [["mutant", *runtimes]]
-    details = [["mutant", "runtime", "result"]]
+    details: list[str] = []
     for mutant in names:
         run = runs[mutant]
         row = [mutant]
+        texts: dict[str, list[str]] = {}  # result -> the runtimes it holds for
         broken = run.exitstatus not in (0, 1) or not run.tests
         for runtime in runtimes:
             caught = run.failed(runtime)
@@ -231,18 +232,30 @@ def main(argv: list[str] | None = None) -> int:
                 ok = False
                 cell, text = "SURVIVED", "SURVIVED: no test failed"
             row.append(cell)
-            details.append([mutant, runtime, text])
+            texts.setdefault(text, []).append(runtime)
         stray = run.failed("-")
         if stray:
-            details.append([mutant, "-", f"runtime-independent tests failed: {', '.join(stray)}"])
+            texts[f"runtime-independent tests failed: {', '.join(stray)}"] = ["-"]
         grid.append(row)
+        details.append(mutant)
+        for text, where in texts.items():
+            which = "every runtime" if where == runtimes else ", ".join(where)
+            details.extend(
+                textwrap.wrap(
+                    f"{which}: {text}",
+                    100,
+                    initial_indent="  ",
+                    subsequent_indent="      ",
+                    break_on_hyphens=False,
+                )
+            )
         if broken:
             print(f"\n{mutant}: the run did not complete:\n{run.output[-4000:]}")
 
     print()
     print(render(grid))
     print()
-    print(render(details))
+    print("\n".join(details))
     print()
     timings = ", ".join(f"{m or 'clean'} {runs[m].seconds:.0f} s" for m in order)
     print(f"runs: {timings}; {total:.0f} s in all with {args.jobs} at a time")
