@@ -5,14 +5,14 @@ A test that can only pass is a defect; the proof that each test of
 broken in a way it is about. Each *mutant* here is one such break, written
 for every runtime where it means something, in that runtime's style:
 
-=========================  ==================================================
-``lock-excludes-nothing``  acquire and release do nothing (acquire: True)
-``add-read-then-write``    ``counter.add(d)`` is ``new = value + d; value = new``
-``queue-loses-1-in-100``   every hundredth put is silently dropped
-``queue-duplicates-one``   one item is delivered twice
-``shutdown-no-wake``       ``shutdown()`` wakes no blocked getter (putters yes)
-``acquire-ignores-timeout`` ``acquire(blocking, timeout)`` waits as if -1
-=========================  ==================================================
+===========================  ====================================================
+``lock-excludes-nothing``    acquire and release do nothing (acquire: True)
+``add-read-then-write``      ``add(d)`` is ``new = value + d; value = new``
+``queue-loses-1-in-100``     every hundredth put is silently dropped
+``queue-duplicates-one``     one item is delivered twice
+``shutdown-no-wake``         ``shutdown()`` wakes no blocked getter (putters yes)
+``acquire-ignores-timeout``  ``acquire(blocking, timeout)`` waits as if -1
+===========================  ====================================================
 
 ``activate(name)`` swaps the mutant into the public factories: it replaces
 the runtime classes' ``lock()`` / ``counter()`` / ``queue()`` methods
