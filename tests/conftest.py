@@ -1,6 +1,13 @@
-"""Fixtures shared by the whole suite: every runtime, by name."""
+"""Fixtures shared by the whole suite: every runtime, by name.
+
+``CRITSEC_MUTANT=<name>`` (read here, at import time, before any test runs)
+swaps a broken primitive into the runtimes' factories (``tests/mutants.py``),
+so that ``tests/mutation.py`` can show that the behavioural suite catches it.
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -15,6 +22,18 @@ RUNTIME_PARAMS = {
     "coroutines": ("coroutines", {}),
     "asyncio": ("asyncio", {}),
 }
+
+MUTANT = os.environ.get("CRITSEC_MUTANT") or None
+if MUTANT is not None:
+    import mutants
+
+    mutants.activate(MUTANT)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if MUTANT is None:
+        return None
+    return f"critsec: MUTANT {MUTANT!r} is active (tests/mutants.py): tests are meant to fail"
 
 
 @pytest.fixture(params=list(RUNTIME_PARAMS))

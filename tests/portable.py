@@ -1,4 +1,4 @@
-"""Write a test task once, run it on every runtime.
+"""Write a test scenario once, run it on every runtime, deterministically.
 
 critsec's runtimes want tasks in three styles: plain functions (threads,
 processes), generator functions (coroutines) and ``async def`` (asyncio).
@@ -21,17 +21,149 @@ as generator functions that take an ``ops`` object first:
 asyncio's primitives take no timeouts (like the standard library's); the
 async ``ops`` apply them with ``asyncio.timeout`` and report them the way
 the blocking API does (``False`` from acquire, ``Empty``/``Full``).
+
+Making the interleaving happen
+------------------------------
+A bare ``yield`` is a switch point only on the cooperative runtimes. A test
+that needs a particular interleaving says so with two tools that every
+runtime implements in its own way:
+
+* ``event(rt)``, set with ``.set()`` and waited with ``yield from
+  ops.wait(ev)``;
+* ``probe(rt)``: a task calls ``me.announce()`` right before an operation
+  that may block and ``me.passed()`` right after; another task's
+  ``blocked = yield from ops.blocked(probe)`` waits until that task is
+  blocked in the operation (True) or got past it (False: e.g. a lock that
+  excludes nothing). On processes that is seen in ``/proc``
+  (:mod:`interleave`); on the cooperative runtimes it is what the
+  scheduler's order guarantees (the task ran until it parked or yielded).
+  On threads it is None, "cannot tell": it only waits for the announcement.
+
+Scenarios and the explorer
+--------------------------
+On threads, no amount of real runs shows a race reliably (the GIL), so a
+scenario -- ``build(rt)`` making the primitives, the task calls and a check
+of their results -- runs under ``critsec.check`` there: every schedule
+(within a preemption bound) of real threads, with switch points in the test
+bodies *and* inside critsec's runtime code (``include``). Elsewhere it runs
+once with ``rt.run``: the cooperative schedulers' order is deterministic,
+and the processes scenarios force their interleavings with probes. See
+:func:`play`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 import critsec
 
+import interleave
+
 Body = Callable[..., Generator[Any, Any, Any]]
+
+#: Seconds a run may take before it counts as hung (a correct one takes far
+#: less). Tests whose broken primitives would hang use :func:`hang_timeout`.
+RUN_TIMEOUT = 30.0
+_HANG_TIMEOUTS = {"processes": 5.0, "coroutines": 2.0, "asyncio": 2.0}
+
+#: Modules the explorer switches inside, besides the tests' own code: the
+#: runtimes' lock, counter and queue are checked at bytecode granularity.
+EXPLORE_INCLUDE = ("critsec.runtimes",)
+
+
+def hang_timeout(rt: critsec.Runtime) -> float:
+    """A short run timeout for a scenario that a broken primitive would
+    hang: a hang then fails the test in seconds. Generous against a correct
+    run, which takes milliseconds (processes: the start of a few children)."""
+    return _HANG_TIMEOUTS.get(rt.name, RUN_TIMEOUT)
+
+
+# -- events and probes, one kind per runtime ------------------------------------------
+
+
+class Flag:
+    """An event for the cooperative runtimes: set by one task, polled
+    (between switch points) by another."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+class CooperativeProbe:
+    """A probe for the cooperative runtimes. Nothing runs between two switch
+    points of a task: once a task announced, another task runs again only
+    after the announcer parked in its operation or went past it (to its
+    next yield), so the state tells which."""
+
+    def __init__(self) -> None:
+        self.state = interleave.IDLE
+
+    def announce(self) -> None:
+        self.state = interleave.ANNOUNCED
+
+    def passed(self) -> None:
+        self.state = interleave.PASSED
+
+
+class ThreadProbe:
+    """A probe for threads (under the explorer): it cannot see that a
+    thread blocks, so ``wait_blocked`` only waits for the announcement and
+    says None; the explorer tries both orders of what follows."""
+
+    def __init__(self) -> None:
+        self.state = interleave.IDLE
+        self._announced = threading.Event()  # made in setup(): under control
+
+    def announce(self) -> None:
+        self.state = interleave.ANNOUNCED
+        self._announced.set()
+
+    def passed(self) -> None:
+        self.state = interleave.PASSED
+
+    def wait_blocked(self) -> None:
+        self._announced.wait()
+
+
+def event(rt: critsec.Runtime) -> Any:
+    """An event for ``rt``'s tasks: ``set()``, ``is_set()``, ``ops.wait``."""
+    if rt.name == "threads":
+        return threading.Event()
+    if rt.name == "processes":
+        return rt.context.Event()  # type: ignore[attr-defined]
+    return Flag()
+
+
+def probe(rt: critsec.Runtime) -> Any:
+    """A probe for one of ``rt``'s tasks (see the module docstring). Skips
+    the test where the processes runtime cannot see a blocked process."""
+    if rt.name == "threads":
+        return ThreadProbe()
+    if rt.name == "processes":
+        if not interleave.CAN_SEE_BLOCKED:
+            pytest.skip(interleave.WHY_NOT)
+        return interleave.ProcessProbe(rt.context)  # type: ignore[attr-defined]
+    return CooperativeProbe()
+
+
+#: What ``ops.blocked`` may say when the task is blocked: True, or None on
+#: threads, where the explorer tries every order instead of seeing it.
+BLOCKED = (True, None)
+
+
+# -- the operations, per style --------------------------------------------------------
 
 
 class BlockingOps:
@@ -61,8 +193,35 @@ class BlockingOps:
         return
         yield
 
+    @staticmethod
+    def wait(ev: Any) -> Generator[Any, Any, None]:
+        ev.wait()
+        return
+        yield
 
-class GeneratorOps:
+    @staticmethod
+    def blocked(other: Any) -> Generator[Any, Any, bool | None]:
+        return other.wait_blocked()  # type: ignore[no-any-return]
+        yield
+
+
+class _CooperativeWaits:
+    """``wait`` and ``blocked`` for the cooperative runtimes: poll between
+    switch points (a bare ``yield`` is one, for both adapters)."""
+
+    @staticmethod
+    def wait(ev: Any) -> Generator[Any, Any, None]:
+        while not ev.is_set():
+            yield
+
+    @staticmethod
+    def blocked(other: Any) -> Generator[Any, Any, bool]:
+        while other.state == interleave.IDLE:
+            yield
+        return bool(other.state == interleave.ANNOUNCED)
+
+
+class GeneratorOps(_CooperativeWaits):
     """Operations that wait by yielding to the coroutines scheduler."""
 
     @staticmethod
@@ -91,7 +250,7 @@ class _Await:
         self.make = make
 
 
-class AsyncOps:
+class AsyncOps(_CooperativeWaits):
     """Operations that wait by awaiting on the event loop."""
 
     @staticmethod
@@ -201,7 +360,70 @@ def adapt(body: Body, style: str) -> Callable[..., Any]:
     raise ValueError(f"unknown style {style!r}")
 
 
-def go(rt: critsec.Runtime, *calls: tuple[Any, ...], timeout: float = 30) -> list[Any]:
+def go(rt: critsec.Runtime, *calls: tuple[Any, ...], timeout: float = RUN_TIMEOUT) -> list[Any]:
     """Run ``(body, *args)`` calls as tasks of ``rt`` and return their values."""
     tasks = [critsec.task(adapt(body, rt.style), *args) for body, *args in calls]
     return rt.run(*tasks, timeout=timeout)
+
+
+# -- scenarios ---------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    """What a test runs: ``calls`` (``(body, *args)``, one task each) and
+    ``check(results)``, which asserts on the tasks' return values (and on
+    the primitives it closes over). ``timeout`` bounds a run (not on
+    threads: the explorer needs none); ``explore`` holds options for
+    ``critsec.check`` on threads (default: every schedule within one
+    preemption, which must be exhausted)."""
+
+    calls: list[tuple[Any, ...]]
+    check: Callable[[list[Any]], None]
+    timeout: float = RUN_TIMEOUT
+    explore: dict[str, Any] = field(default_factory=dict)
+
+
+class _Schedule:
+    """The state of one explored schedule: a freshly built scenario."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.results: list[Any] = [None] * len(scenario.calls)
+
+
+def _explorer_task(index: int, name: str) -> Callable[[_Schedule], None]:
+    def task(schedule: _Schedule) -> None:
+        body, *args = schedule.scenario.calls[index]
+        schedule.results[index] = BlockingTask(body)(*args)
+
+    task.__name__ = task.__qualname__ = name
+    return task
+
+
+def play(rt: critsec.Runtime, build: Callable[[critsec.Runtime], Scenario]) -> None:
+    """Run the scenario ``build(rt)`` makes, and check it.
+
+    Threads: under the explorer (``critsec.check``, seed 0): ``build`` is
+    the setup of every schedule, so its primitives are under control; each
+    call is a task; the check is the invariant. Other runtimes: one run.
+    """
+    if rt.name != "threads":
+        scenario = build(rt)
+        scenario.check(go(rt, *scenario.calls, timeout=scenario.timeout))
+        return
+    shape = build(rt)  # for the tasks' names only (its primitives are not used)
+    tasks = [_explorer_task(i, call[0].__name__) for i, call in enumerate(shape.calls)]
+    options = shape.explore or {"strategy": "dfs", "preemption_bound": 1, "max_schedules": 5000}
+
+    def invariant(schedule: _Schedule) -> bool:
+        schedule.scenario.check(schedule.results)
+        return True
+
+    result = critsec.check(
+        lambda: _Schedule(build(rt)), tasks, invariant, include=EXPLORE_INCLUDE, **options
+    )
+    if options["strategy"] == "dfs":
+        # A pass that did not try every schedule within the bound proves
+        # little: raise the bound or max_schedules, or shrink the scenario.
+        assert result.exhausted, f"dfs stopped after {result.schedules} schedules"

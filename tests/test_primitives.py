@@ -2,7 +2,12 @@
 
 Each test body is written once (see ``portable.py``) and runs on threads,
 processes (fork and spawn), coroutines and asyncio. Nothing here sleeps or
-measures time: tasks synchronise through the primitives under test.
+measures time, and nothing is left to luck: a test that involves several
+tasks either forces the interleaving it is about or, on threads, explores
+every interleaving within a bound (``portable.play``). That this suite can
+see broken primitives is itself tested: ``tests/mutation.py`` runs it
+against each broken primitive of ``tests/mutants.py`` and wants every one
+caught, every run.
 """
 
 from __future__ import annotations
@@ -16,30 +21,68 @@ import pytest
 
 import critsec
 
-from portable import go
+import interleave
+from portable import BLOCKED, Scenario, event, go, hang_timeout, play, probe
 
 # -- task bodies (module level: the processes runtime pickles them) ---------
 
 
-def exclusive_worker(ops: Any, lock: Any, inside: Any, violations: Any, rounds: int) -> Any:
-    for _ in range(rounds):
-        yield from ops.acquire(lock)
-        try:
-            if inside.add(1) != 1:
-                violations.add(1)
-            yield  # a switch point inside the critical section
-            inside.add(-1)
-        finally:
-            lock.release()
-        yield
-    return rounds
+def exclusive_worker(
+    ops: Any, lock: Any, inside: Any, violations: Any, me: Any, others: list[Any]
+) -> Any:
+    me.announce()
+    yield from ops.acquire(lock)
+    me.passed()
+    try:
+        if inside.add(1) != 1:
+            violations.add(1)
+        # Stay inside until every other worker is blocked at the lock -- or,
+        # if the lock excludes nothing, in here too.
+        for other in others:
+            yield from ops.blocked(other)
+        yield  # a switch point inside the critical section
+        inside.add(-1)
+    finally:
+        lock.release()
+    return "left"
 
 
-def locked_updates(ops: Any, lock: Any, counter: Any, n: int, delta: int) -> Any:
-    for _ in range(n):
+def holder(ops: Any, lock: Any, held: Any, contender: Any, released: Any) -> Any:
+    yield from ops.acquire(lock)
+    held.set()
+    blocked = yield from ops.blocked(contender)  # the contender waits behind us
+    released.set()
+    lock.release()
+    return blocked
+
+
+def contender(ops: Any, lock: Any, held: Any, me: Any, released: Any) -> Any:
+    yield from ops.wait(held)
+    seen = {"locked": lock.locked()}
+    seen["nonblocking"] = yield from ops.acquire(lock, False)
+    if seen["nonblocking"]:
+        lock.release()
+    me.announce()
+    yield from ops.acquire(lock)
+    me.passed()
+    seen["after_release"] = released.is_set()
+    lock.release()
+    return seen
+
+
+def locked_updates(
+    ops: Any, lock: Any, counter: Any, n: int, delta: int, me: Any, other: Any
+) -> Any:
+    for i in range(n):
+        if i == 0:
+            me.announce()
         yield from ops.acquire(lock)
         try:
             value = counter.value
+            if i == 0:
+                me.passed()
+                # The other task tries to update meanwhile: it must wait.
+                yield from ops.blocked(other)
             yield  # the switch that loses updates without the lock
             counter.value = value + delta
         finally:
@@ -59,20 +102,31 @@ def atomic_adds(ops: Any, counter: Any, n: int, delta: int) -> Any:
         yield
 
 
-def producer(ops: Any, q: Any, items: list[Any], left: Any = None) -> Any:
+def producer(ops: Any, q: Any, items: list[Any], done: Any = None) -> Any:
     for item in items:
         yield from ops.put(q, item)
-    if left is not None and left.add(-1) == 0:
-        q.shutdown()  # the last producer closes the queue: consumers drain, then stop
+    if done is not None:
+        done.set()
     return len(items)
 
 
+def closer(ops: Any, q: Any, producers_done: list[Any], consumers: int) -> Any:
+    # Once every producer is done, one end-of-work sentinel per consumer.
+    for done in producers_done:
+        yield from ops.wait(done)
+    for _ in range(consumers):
+        yield from ops.put(q, None)
+    return "closed"
+
+
 def consumer(ops: Any, q: Any, limit: int = -1, done: bool = False) -> Any:
-    got = []
+    got: list[Any] = []
     while limit < 0 or len(got) < limit:
         try:
             item = yield from ops.get(q)
         except critsec.ShutDown:
+            break
+        if item is None:  # a sentinel
             break
         got.append(item)
         if done:
@@ -81,25 +135,56 @@ def consumer(ops: Any, q: Any, limit: int = -1, done: bool = False) -> Any:
     return got
 
 
-def put_expecting_shutdown(ops: Any, q: Any, item: Any) -> Any:
+def drain_after(ops: Any, q: Any, closed: Any) -> Any:
+    yield from ops.wait(closed)
+    got: list[Any] = []
+    while True:
+        try:
+            got.append((yield from ops.get(q)))
+        except critsec.ShutDown:
+            return got
+        yield
+
+
+def put_then_shut_down(ops: Any, q: Any, items: list[Any], closed: Any) -> Any:
+    for item in items:
+        yield from ops.put(q, item)
+    q.shutdown()
+    closed.set()
+    return "shut"
+
+
+def put_expecting_shutdown(ops: Any, q: Any, item: Any, me: Any) -> Any:
+    me.announce()
     try:
         yield from ops.put(q, item)
     except critsec.ShutDown as exc:
         return ("shutdown", isinstance(exc, critsec.CritsecError))
+    finally:
+        me.passed()
     return "put"
 
 
-def get_expecting_shutdown(ops: Any, q: Any) -> Any:
+def get_expecting_shutdown(ops: Any, q: Any, me: Any = None, after: Any = None) -> Any:
+    if after is not None:
+        # One waiter at a time: a getter announced while another holds the
+        # queue's mutex could be seen "blocked" on that mutex.
+        yield from ops.blocked(after)
+    if me is not None:
+        me.announce()
     try:
         item = yield from ops.get(q)
     except critsec.ShutDown:
         return "shutdown"
+    finally:
+        if me is not None:
+            me.passed()
     return ("got", item)
 
 
-def shut_down_later(ops: Any, q: Any, immediate: bool, switches: int) -> Any:
-    for _ in range(switches):
-        yield  # let the waiter block first (certain on cooperative runtimes)
+def shut_down_when_blocked(ops: Any, q: Any, immediate: bool, waiters: list[Any]) -> Any:
+    for waiter in waiters:
+        yield from ops.blocked(waiter)  # let every waiter block first
     q.shutdown(immediate=immediate)
     return "shut"
 
@@ -149,19 +234,67 @@ def returning(ops: Any, value: Any) -> Any:
     return value
 
 
+#: Explorer options for the queue scenarios on threads. Switching inside the
+#: queue's own code makes every schedule long and dfs's count of schedules
+#: (even within one preemption) run into the thousands: PCT samples them
+#: instead, the same schedules every run (check's seed 0).
+SAMPLE = {"strategy": "pct", "max_schedules": 100}
+
+
+def small(rt: critsec.Runtime, explored: int, run: int) -> int:
+    """A size for a scenario: small under the explorer (threads), which
+    tries every schedule; the lesson's size where a run is one schedule."""
+    return explored if rt.name == "threads" else run
+
+
 # -- the lock --------------------------------------------------------------
 
 
-def test_lock_excludes(rt: critsec.Runtime) -> None:
-    # Several workers take the lock and switch inside the critical section;
-    # only one may ever be inside at a time.
+def lock_exclusion(rt: critsec.Runtime) -> Scenario:
+    # Workers take the lock and stay inside until every other one is
+    # blocked at it: only one may ever be inside at a time.
     lock, inside, violations = rt.lock(), rt.counter(0), rt.counter(0)
-    rounds = 200
-    results = go(rt, *[(exclusive_worker, lock, inside, violations, rounds)] * 4)
-    assert results == [rounds] * 4
-    assert violations.value == 0
-    assert inside.value == 0
-    assert not lock.locked()
+    probes = [probe(rt) for _ in range(small(rt, 2, 3))]
+    calls = [
+        (exclusive_worker, lock, inside, violations, me, [p for p in probes if p is not me])
+        for me in probes
+    ]
+
+    def check(results: list[Any]) -> None:
+        assert results == ["left"] * len(probes)
+        assert violations.value == 0
+        assert inside.value == 0
+        assert not lock.locked()
+
+    return Scenario(calls, check)
+
+
+def test_lock_excludes(rt: critsec.Runtime) -> None:
+    play(rt, lock_exclusion)
+
+
+def lock_held_by_another(rt: critsec.Runtime) -> Scenario:
+    lock, held, released, waiting = rt.lock(), event(rt), event(rt), probe(rt)
+
+    def check(results: list[Any]) -> None:
+        blocked, seen = results
+        # While one task holds it, another sees it locked, cannot take it,
+        # and waits for it until it is released.
+        assert seen == {"locked": True, "nonblocking": False, "after_release": True}
+        assert blocked in BLOCKED
+        assert not lock.locked()
+
+    return Scenario(
+        [
+            (holder, lock, held, waiting, released),
+            (contender, lock, held, waiting, released),
+        ],
+        check,
+    )
+
+
+def test_lock_held_by_one_task_is_seen_by_another(rt: critsec.Runtime) -> None:
+    play(rt, lock_held_by_another)
 
 
 def test_lock_basics(rt: critsec.Runtime) -> None:
@@ -172,32 +305,75 @@ def test_lock_basics(rt: critsec.Runtime) -> None:
     assert not lock.locked()
 
 
+def lock_and_queue_timeouts(rt: critsec.Runtime) -> Scenario:
+    lock, q = rt.lock(), rt.queue(1)
+
+    def check(results: list[Any]) -> None:
+        assert results == [
+            {"lock_timeout": False, "lock_nonblocking": False, "get": "empty", "put": "full"}
+        ]
+        assert not lock.locked()
+
+    # A lock that ignores its timeout waits for itself forever.
+    return Scenario([(timeouts, lock, q)], check, timeout=hang_timeout(rt))
+
+
 def test_lock_timeouts_and_queue_timeouts(rt: critsec.Runtime) -> None:
-    (results,) = go(rt, (timeouts, rt.lock(), rt.queue(1)))
-    assert results == {
-        "lock_timeout": False,
-        "lock_nonblocking": False,
-        "get": "empty",
-        "put": "full",
-    }
+    play(rt, lock_and_queue_timeouts)
 
 
 # -- the counter -----------------------------------------------------------
 
 
-def test_counter_exact_with_lock(rt: critsec.Runtime) -> None:
+def counter_with_lock(rt: critsec.Runtime) -> Scenario:
     # The lesson: +1 n times and -1 n+1 times from 10, under a lock, is 9.
-    n = 300
+    # In the first round each task reads, then waits until the other one
+    # tried to get in too: without exclusion both have read the same value.
+    n = small(rt, 1, 1 if rt.name == "processes" else 300)
     lock, counter = rt.lock(), rt.counter(10)
-    go(rt, (locked_updates, lock, counter, n, 1), (locked_updates, lock, counter, n + 1, -1))
-    assert counter.value == 9
+    a, b = probe(rt), probe(rt)
+
+    def check(results: list[Any]) -> None:
+        assert counter.value == 9
+
+    return Scenario(
+        [
+            (locked_updates, lock, counter, n, 1, a, b),
+            (locked_updates, lock, counter, n + 1, -1, b, a),
+        ],
+        check,
+    )
+
+
+def test_counter_exact_with_lock(rt: critsec.Runtime) -> None:
+    play(rt, counter_with_lock)
+
+
+def atomic_add(rt: critsec.Runtime) -> Scenario:
+    n = small(rt, 1, 500)
+    counter = rt.counter(10)
+
+    def check(results: list[Any]) -> None:
+        assert counter.value == 9
+        assert counter.add(5) == 14
+
+    return Scenario([(atomic_adds, counter, n, 1), (atomic_adds, counter, n + 1, -1)], check)
 
 
 def test_counter_add_is_atomic(rt: critsec.Runtime) -> None:
-    counter = rt.counter(10)
-    go(rt, (atomic_adds, counter, 500, 1), (atomic_adds, counter, 501, -1))
-    assert counter.value == 9
-    assert counter.add(5) == 14
+    if rt.name != "processes":
+        play(rt, atomic_add)
+        return
+    # Processes: another process tries its add at every line of this one's.
+    if not interleave.CAN_SEE_BLOCKED:
+        pytest.skip(interleave.WHY_NOT)
+    rounds = interleave.add_at_every_line(rt, rt.counter(10))
+    lost = [r for r in rounds if r.after - r.before != 1 + 2]
+    assert not lost, f"updates lost while the other add paused at: {lost}"
+    # Some pauses hold the counter's lock (the other add had to wait), some
+    # do not (it went through): the pauses did cover the critical section.
+    assert any(r.other_blocked for r in rounds), rounds
+    assert not all(r.other_blocked for r in rounds), rounds
 
 
 @pytest.mark.parametrize("name", ["coroutines", "asyncio"])
@@ -221,12 +397,21 @@ def test_counter_value_is_read_write(rt: critsec.Runtime) -> None:
 # -- the queue -------------------------------------------------------------
 
 
+def fifo_through_a_small_bound(rt: critsec.Runtime) -> Scenario:
+    q = rt.queue(small(rt, 2, 3))
+    items = list(range(small(rt, 4, 60)))
+
+    def check(results: list[Any]) -> None:
+        produced, consumed = results
+        assert produced == len(items)
+        assert consumed == items
+        assert q.empty()
+
+    return Scenario([(producer, q, items), (consumer, q, len(items))], check, explore=SAMPLE)
+
+
 def test_queue_fifo_through_a_small_bound(rt: critsec.Runtime) -> None:
-    q = rt.queue(3)
-    items = list(range(60))
-    produced, consumed = go(rt, (producer, q, items), (consumer, q, len(items)))
-    assert produced == len(items)
-    assert consumed == items
+    play(rt, fifo_through_a_small_bound)
 
 
 def test_queue_bounds(rt: critsec.Runtime) -> None:
@@ -254,6 +439,7 @@ def test_unbounded_queue_is_never_full(rt: critsec.Runtime) -> None:
         q.put_nowait(i)
     assert not q.full() and q.qsize() == 1000
     assert [q.get_nowait() for _ in range(1000)] == list(range(1000))
+    assert q.empty()
 
 
 def test_shutdown_drains_then_raises(rt: critsec.Runtime) -> None:
@@ -285,57 +471,134 @@ def test_shutdown_immediate_discards(rt: critsec.Runtime) -> None:
     assert go(rt, (joiner, q)) == [None]
 
 
+def consumers_drain_a_shut_down_queue(rt: critsec.Runtime) -> Scenario:
+    # Consumers in other tasks see the shutdown and the items left behind:
+    # together they take every item once, then each gets ShutDown.
+    q, closed = rt.queue(), event(rt)
+    items = list(range(small(rt, 2, 20)))
+
+    def check(results: list[Any]) -> None:
+        assert results[0] == "shut"
+        assert sorted(item for got in results[1:] for item in got) == items
+        assert q.empty()
+
+    return Scenario(
+        [
+            (put_then_shut_down, q, items, closed),
+            (drain_after, q, closed),
+            (drain_after, q, closed),
+        ],
+        check,
+        explore=SAMPLE,
+    )
+
+
+def test_shutdown_lets_consumers_drain(rt: critsec.Runtime) -> None:
+    play(rt, consumers_drain_a_shut_down_queue)
+
+
+def blocked_putter(rt: critsec.Runtime, immediate: bool) -> Scenario:
+    q, putting = rt.queue(1), probe(rt)
+    q.put_nowait("fills the queue")
+
+    def check(results: list[Any]) -> None:
+        assert results == [("shutdown", True), "shut"]
+        if immediate:
+            assert q.qsize() == 0
+        else:
+            assert q.get_nowait() == "fills the queue"
+
+    return Scenario(
+        [
+            (put_expecting_shutdown, q, "blocked", putting),
+            (shut_down_when_blocked, q, immediate, [putting]),
+        ],
+        check,
+        timeout=hang_timeout(rt),
+    )
+
+
 @pytest.mark.parametrize("immediate", [False, True])
 def test_shutdown_wakes_blocked_putter(rt: critsec.Runtime, immediate: bool) -> None:
-    q = rt.queue(1)
-    q.put_nowait("fills the queue")
-    outcome, _ = go(rt, (put_expecting_shutdown, q, "blocked"), (shut_down_later, q, immediate, 3))
-    assert outcome == ("shutdown", True)
-    if immediate:
-        assert q.qsize() == 0
-    else:
-        assert q.get_nowait() == "fills the queue"
+    play(rt, lambda rt: blocked_putter(rt, immediate))
+
+
+def blocked_getters(rt: critsec.Runtime, immediate: bool) -> Scenario:
+    q, first, second = rt.queue(), probe(rt), probe(rt)
+
+    def check(results: list[Any]) -> None:
+        assert results == ["shutdown", "shutdown", "shut"]
+
+    return Scenario(
+        [
+            (get_expecting_shutdown, q, first),
+            (get_expecting_shutdown, q, second, first),
+            (shut_down_when_blocked, q, immediate, [first, second]),
+        ],
+        check,
+        # Getters nobody wakes wait forever.
+        timeout=hang_timeout(rt),
+        explore=SAMPLE,
+    )
 
 
 @pytest.mark.parametrize("immediate", [False, True])
 def test_shutdown_wakes_blocked_getters(rt: critsec.Runtime, immediate: bool) -> None:
-    q = rt.queue()
-    outcomes = go(
-        rt,
-        (get_expecting_shutdown, q),
-        (get_expecting_shutdown, q),
-        (shut_down_later, q, immediate, 3),
-    )
-    assert outcomes == ["shutdown", "shutdown", "shut"]
+    play(rt, lambda rt: blocked_getters(rt, immediate))
+
+
+def join_after_task_done(rt: critsec.Runtime) -> Scenario:
+    n = small(rt, 2, 20)
+    q, processed = rt.queue(), rt.counter(0)
+    for i in range(n):
+        q.put_nowait(i)
+
+    def check(results: list[Any]) -> None:
+        # join() may return only after every item was taken *and* marked done.
+        seen_by_joiner, _ = results
+        assert seen_by_joiner == n
+        assert q.empty()
+        with pytest.raises(ValueError, match="too many times"):
+            q.task_done()
+
+    return Scenario([(joiner, q, processed), (worker_marking_done, q, processed, n)], check)
 
 
 def test_join_waits_for_task_done(rt: critsec.Runtime) -> None:
-    q, processed = rt.queue(), rt.counter(0)
-    for i in range(20):
-        q.put_nowait(i)
-    # join() may return only after every item was taken *and* marked done.
-    seen_by_joiner, _ = go(rt, (joiner, q, processed), (worker_marking_done, q, processed, 20))
-    assert seen_by_joiner == 20
-    with pytest.raises(ValueError, match="too many times"):
-        q.task_done()
+    play(rt, join_after_task_done)
+
+
+def producers_and_consumers(rt: critsec.Runtime) -> Scenario:
+    producers, consumers, per_producer = small(rt, 2, 3), small(rt, 2, 3), small(rt, 2, 150)
+    q = rt.queue(small(rt, 2, 4))
+    batches = [[(p, i) for i in range(per_producer)] for p in range(producers)]
+    done = [event(rt) for _ in batches]
+
+    def check(results: list[Any]) -> None:
+        assert results[:producers] == [per_producer] * producers
+        assert results[producers] == "closed"
+        taken = [item for got in results[producers + 1 :] for item in got]
+        assert Counter(map(tuple, taken)) == Counter(item for batch in batches for item in batch)
+        # Each producer's items arrive in its own order (FIFO per producer).
+        for got in results[producers + 1 :]:
+            for p in range(producers):
+                mine = [tuple(item) for item in got if item[0] == p]
+                assert mine == sorted(mine)
+        assert q.empty()
+
+    return Scenario(
+        [
+            *[(producer, q, batch, ev) for batch, ev in zip(batches, done, strict=True)],
+            (closer, q, done, consumers),
+            *[(consumer, q) for _ in range(consumers)],
+        ],
+        check,
+        explore=SAMPLE,
+    )
 
 
 def test_many_producers_and_consumers_lose_and_duplicate_nothing(rt: critsec.Runtime) -> None:
-    q, left = rt.queue(4), rt.counter(3)
-    batches = [[(p, i) for i in range(150)] for p in range(3)]
-    results = go(
-        rt,
-        *[(producer, q, batch, left) for batch in batches],
-        *[(consumer, q) for _ in range(3)],
-    )
-    assert results[:3] == [150, 150, 150]
-    taken = [item for got in results[3:] for item in got]
-    assert Counter(map(tuple, taken)) == Counter(item for batch in batches for item in batch)
-    # Each producer's items arrive in its own order (FIFO per producer).
-    for got in results[3:]:
-        for p in range(3):
-            mine = [tuple(item) for item in got if item[0] == p]
-            assert mine == sorted(mine)
+    play(rt, producers_and_consumers)
 
 
 # -- running tasks ---------------------------------------------------------
@@ -357,6 +620,7 @@ def test_task_error_propagates_with_name_and_traceback(rt: critsec.Runtime) -> N
 
 
 def test_bad_arguments_rejected(rt: critsec.Runtime) -> None:
+    # (What maxsize <= 0 means is the standard library's business: not tested here.)
     with pytest.raises(TypeError):
         rt.queue("3")  # type: ignore[arg-type]
     with pytest.raises(TypeError):

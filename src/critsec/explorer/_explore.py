@@ -84,9 +84,45 @@ class Result:
         return summary(self, "replay with schedule {token}")
 
 
+<<<<<<< HEAD
 def _driver(kind: str, granularity: str) -> Driver:
+=======
+def task_kind(tasks: Sequence[Callable[..., Any]]) -> str:
+    """Which driver runs these tasks: they must all be of one kind."""
+    if not tasks:
+        raise ValueError("explore needs at least one task")
+    kinds = set()
+    for t in tasks:
+        if not callable(t):
+            raise TypeError(f"a task must be callable, got {type(t).__name__}")
+        fn = inspect.unwrap(t)
+        if inspect.isgeneratorfunction(fn):
+            kinds.add("generators")
+        elif inspect.iscoroutinefunction(fn):
+            kinds.add("asyncio")
+        else:
+            kinds.add("threads")
+    if len(kinds) > 1:
+        raise TypeError(
+            f"tasks of different kinds cannot be explored together ({', '.join(sorted(kinds))}): "
+            "use all plain functions (threads), all generator functions, or all async functions"
+        )
+    return kinds.pop()
+
+
+def _driver(kind: str, granularity: str, include: Sequence[str]) -> Driver:
+>>>>>>> mutation
     module, name = _DRIVERS[kind].split(":")
     cls = getattr(importlib.import_module(module), name)
+    if isinstance(include, str) or include:
+        if kind != "threads":
+            raise ValueError(
+                "include applies to plain-function (thread) tasks only: generator and async "
+                "tasks switch only where they yield or await, in whatever module"
+            )
+        from ._threads import including
+
+        return cls(granularity=granularity, user_code=including(include))  # type: ignore[no-any-return]
     return cls(granularity=granularity)  # type: ignore[no-any-return]
 
 
@@ -101,13 +137,18 @@ def _search(
     timeout: float | None,
     granularity: str,
     max_steps: int,
+    include: Sequence[str],
 ) -> Result:
     if granularity not in GRANULARITIES:
         raise ValueError(f"unknown granularity {granularity!r}; valid: {', '.join(GRANULARITIES)}")
     if not callable(setup) or not callable(invariant):
         raise TypeError("setup and invariant must be callables")
     tasks = list(tasks)
+<<<<<<< HEAD
     driver = _driver(common_kind(tasks), granularity)
+=======
+    driver = _driver(task_kind(tasks), granularity, include)
+>>>>>>> mutation
     names = task_names(tasks)
     rng = random.Random(seed)
     started = time.monotonic()
@@ -172,6 +213,7 @@ def explore(
     granularity: str = "opcode",
     max_steps: int = 100_000,
     depth: int | Sequence[int] = (3, 4, 5),
+    include: Sequence[str] = (),
 ) -> Result:
     """Run ``tasks`` under a controlled scheduler, schedule after schedule,
     until one breaks ``invariant`` (or raises, or deadlocks).
@@ -190,6 +232,11 @@ def explore(
     result); ``max_schedules`` and ``timeout`` (seconds) bound the search;
     ``max_steps`` bounds one schedule; ``depth`` is PCT's bug depth (a sequence: taken
     in turn, one per schedule).
+    ``include``: names of modules (a package: with its submodules) whose
+    code also gets switch points, for thread tasks -- by default the
+    standard library, installed packages and critsec run without any, each
+    call one step. ``include=("critsec.runtimes",)`` explores inside
+    critsec's own lock, counter and queue; replay with the same ``include``.
     Blocks the calling thread until done.
     """
     if preemption_bound is not None and strategy != "dfs":
@@ -212,6 +259,7 @@ def explore(
         timeout=timeout,
         granularity=granularity,
         max_steps=max_steps,
+        include=include,
     )
 
 
@@ -223,10 +271,11 @@ def replay(
     *,
     granularity: str = "opcode",
     max_steps: int = 100_000,
+    include: Sequence[str] = (),
 ) -> Result:
     """Run the one schedule ``schedule`` (a token from ``Result.schedule``)
     again: the same failure, the same trace, every time -- as long as the
-    program and the Python running it are the same. Raises
+    program, the Python running it and ``include`` are the same. Raises
     :class:`~critsec.explorer.ReplayMismatch` when the token does not fit.
     """
     choices = decode_schedule(schedule)
@@ -240,4 +289,5 @@ def replay(
         timeout=None,
         granularity=granularity,
         max_steps=max_steps,
+        include=include,
     )

@@ -49,7 +49,7 @@ def check(
     trace, the strategy and seed, and the replay token.
 
     ``replay``: a token from such a message; runs that one schedule (then
-    no other option but ``granularity`` and ``max_steps`` applies).
+    no other option but ``granularity``, ``max_steps`` and ``include`` applies).
     ``seed`` defaults to ``DEFAULT_SEED`` (0) so that tests are repeatable.
     Returns the :class:`~critsec.explorer.Result` of a pass: assert on
     ``result.exhausted`` to require a proof. Blocks until the search ends;
@@ -57,7 +57,7 @@ def check(
     """
     __tracebackhide__ = True  # pytest: the failure is in the test, not here
     if replay is not None:
-        others = sorted(set(options) - {"granularity", "max_steps"})
+        others = sorted(set(options) - {"granularity", "max_steps", "include"})
         if others:
             raise TypeError(f"check(replay=...) runs one schedule: it takes no {', '.join(others)}")
         result = replay_schedule(setup, tasks, invariant, replay, **options)

@@ -27,7 +27,10 @@ for the explorer, its internal locking cannot be interleaved -- that is
 what makes a schedule small enough to search, and it is the same choice as
 frontrun's and Lincheck's (library operations are atomic unless they
 block). Which files are "the user's" is a predicate
-(:func:`default_user_code`), overridable per driver.
+(:func:`default_user_code`), overridable per driver; ``explore(...,
+include=("critsec.runtimes",))`` adds the code of named modules to it
+(:func:`including`), to explore a library's own critical sections --
+critsec's test suite checks its threads runtime that way.
 
 Blocking never really blocks: the standard primitives are replaced, during
 a schedule, by controlled ones (:mod:`._patches`) through which a task that
@@ -71,6 +74,7 @@ from __future__ import annotations
 
 import _thread
 import dis
+import importlib.util
 import linecache
 import os
 import queue
@@ -106,7 +110,7 @@ from ._patches import Abandoned, Control, Waitable, Window
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
 
-__all__ = ["BACKEND", "BACKENDS", "ThreadDriver", "default_user_code"]
+__all__ = ["BACKEND", "BACKENDS", "ThreadDriver", "default_user_code", "including"]
 
 _allocate_baton = _thread.allocate_lock  # never the patched one
 
@@ -145,6 +149,57 @@ def default_user_code(filename: str) -> bool:
     if path.startswith(_CRITSEC_PREFIX):
         return path.startswith(_LAB_PREFIX)
     return not path.startswith(_LIBRARY_DIRS)
+
+
+def _module_paths(name: str) -> tuple[str, ...]:
+    """The real paths of module ``name``'s code: its file, or a package's
+    directories (each ending in a separator, so that they are prefixes)."""
+    if not isinstance(name, str):
+        raise TypeError(f"include takes module names (str), got {type(name).__name__}")
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        raise ValueError(f"include: no module named {name!r} ({exc})") from None
+    if spec is None:
+        raise ValueError(f"include: no module named {name!r}")
+    if spec.submodule_search_locations:
+        dirs = spec.submodule_search_locations
+        paths = tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
+    elif spec.origin and os.path.isfile(spec.origin):
+        paths = (os.path.realpath(spec.origin),)
+    else:
+        raise ValueError(f"include: module {name!r} has no Python source to switch inside")
+    explorer = os.path.join(os.path.realpath(_EXPLORE_DIR), "")
+    if any(p.startswith(explorer) or explorer.startswith(p) for p in paths):
+        # Its batons and controlled primitives are what makes one task run
+        # at a time: switching inside them would break that.
+        raise ValueError(f"include: the explorer cannot switch inside its own code ({name!r})")
+    return paths
+
+
+def including(
+    modules: Sequence[str], base: Callable[[str], bool] = default_user_code
+) -> Callable[[str], bool]:
+    """A ``user_code`` predicate: ``base``, plus the code of ``modules`` --
+    module names (``"critsec.runtimes._core"``) or package names, which
+    include every submodule (``"critsec.runtimes"``). Names are resolved
+    now (``ValueError`` for an unknown one); nothing is imported but the
+    parents of a dotted name. Pure: safe to call from any thread."""
+    if isinstance(modules, str):
+        raise TypeError(f"include takes a sequence of module names, not a str: ({modules!r},)")
+    paths = tuple(p for name in modules for p in _module_paths(name))
+    if not paths:
+        return base
+
+    def user_code(filename: str) -> bool:
+        if base(filename):
+            return True
+        if filename.startswith("<"):
+            return False
+        path = os.path.realpath(filename)
+        return any(path == p or (p.endswith(os.sep) and path.startswith(p)) for p in paths)
+
+    return user_code
 
 
 # -- switch points: the instructions another task could observe ------------------

@@ -1,0 +1,341 @@
+"""Broken primitives, to prove that the behavioural suite can see them.
+
+A test that can only pass is a defect; the proof that each test of
+``test_primitives.py`` can fail is that it does fail when a primitive is
+broken in a way it is about. Each *mutant* here is one such break, written
+for every runtime where it means something, in that runtime's style:
+
+===========================  ====================================================
+``lock-excludes-nothing``    acquire and release do nothing (acquire: True)
+``add-read-then-write``      ``add(d)`` is ``new = value + d; value = new``
+``queue-loses-1-in-100``     every hundredth put is silently dropped
+``queue-duplicates-one``     one item is delivered twice
+``shutdown-no-wake``         ``shutdown()`` wakes no blocked getter (putters yes)
+``acquire-ignores-timeout``  ``acquire(blocking, timeout)`` waits as if -1
+===========================  ====================================================
+
+``activate(name)`` swaps the mutant into the public factories: it replaces
+the runtime classes' ``lock()`` / ``counter()`` / ``queue()`` methods
+(found as ``type(critsec.runtime(...))``) by ones that make the real
+primitive and turn it into the broken one. ``tests/conftest.py`` does that
+at import time when ``CRITSEC_MUTANT=<name>`` is set, and
+``tests/mutation.py`` runs the suite once per mutant.
+
+The broken classes subclass the real ones, found through the factories
+(``type(rt.queue())``) rather than by their private names, and override
+only public methods or the hooks of ``critsec.runtimes._core.QueueCore``
+(``_put``, ``_get``, ``_notify``, ``_shutdown``), so they follow the real
+classes through refactorings. ``threading.Lock`` cannot be subclassed: its
+mutants wrap one. Every class is defined at module level, so that the
+processes runtime can pickle them under ``spawn`` (the child imports this
+module to rebuild them, without activating anything).
+
+Where a mutant does not apply, :data:`MUTANTS` says why instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import critsec
+from critsec.runtimes._core import NOT_EMPTY
+
+_THREADS: Any = critsec.runtime("threads")
+_PROCESSES: Any = critsec.runtime("processes")
+_COROUTINES: Any = critsec.runtime("coroutines")
+_ASYNCIO: Any = critsec.runtime("asyncio")
+
+# The real classes, as the factories make them.
+_ThreadCounter: Any = type(_THREADS.counter())
+_ThreadQueue: Any = type(_THREADS.queue())
+_ProcessLock: Any = type(_PROCESSES.lock())
+_ProcessCounter: Any = type(_PROCESSES.counter())
+_ProcessQueue: Any = type(_PROCESSES.queue(1, buffer_size=64))
+_CoroutineLock: Any = type(_COROUTINES.lock())
+_CoroutineQueue: Any = type(_COROUTINES.queue())
+_AsyncioLock: Any = type(_ASYNCIO.lock())
+_AsyncioQueue: Any = type(_ASYNCIO.queue())
+
+
+# -- lock-excludes-nothing -------------------------------------------------------------
+
+
+class ThreadLockExcludingNothing:
+    """A ``threading.Lock`` whose acquire and release do nothing."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+    def locked(self) -> bool:
+        return bool(self._real.locked())
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class ProcessLockExcludingNothing(_ProcessLock):  # type: ignore[misc]
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+class CoroutineLockExcludingNothing(_CoroutineLock):  # type: ignore[misc]
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> Generator[Any, None, bool]:
+        return True
+        yield  # a generator, as `yield from lock.acquire()` wants
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> None:
+        pass
+
+
+class AsyncioLockExcludingNothing(_AsyncioLock):  # type: ignore[misc]
+    async def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+# -- acquire-ignores-timeout -----------------------------------------------------------
+
+
+class ThreadLockIgnoringTimeout:
+    """A ``threading.Lock`` whose blocking acquire waits as if timeout were -1."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return bool(self._real.acquire(blocking))
+
+    def release(self) -> None:
+        self._real.release()
+
+    def locked(self) -> bool:
+        return bool(self._real.locked())
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class ProcessLockIgnoringTimeout(_ProcessLock):  # type: ignore[misc]
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return bool(super().acquire(blocking))
+
+
+class CoroutineLockIgnoringTimeout(_CoroutineLock):  # type: ignore[misc]
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> Generator[Any, None, bool]:
+        return (yield from super().acquire(blocking))  # type: ignore[no-any-return]
+
+
+# -- add-read-then-write -----------------------------------------------------------------
+
+
+class ThreadCounterReadingThenWriting(_ThreadCounter):  # type: ignore[misc]
+    value: int
+
+    def add(self, delta: int) -> int:
+        new = self.value + delta
+        self.value = new
+        return int(new)
+
+
+class ProcessCounterReadingThenWriting(_ProcessCounter):  # type: ignore[misc]
+    value: int
+
+    def add(self, delta: int) -> int:
+        new = self.value + delta
+        self.value = new
+        return int(new)
+
+
+# -- the queue mutants: QueueCore's hooks, the same on every runtime -----------------------
+# Written once as functions, and made methods of a subclass of each runtime's
+# queue (a mixin base would change the instances' layout, which __class__
+# assignment refuses). ``super(type(self), self)``: the real queue's hook.
+
+
+def losing_put(self: Any, item: Any) -> None:
+    """Every hundredth ``_put`` (counted per queue, per process) drops its item."""
+    self._puts = getattr(self, "_puts", 0) + 1
+    if self._puts % 100:
+        super(type(self), self)._put(item)
+
+
+def duplicating_get(self: Any) -> Any:
+    """The first ``_get`` (per queue, per process) also puts its item back
+    at the end, so that it is delivered twice."""
+    item = super(type(self), self)._get()
+    if not getattr(self, "_duplicated", False):
+        self._duplicated = True
+        super(type(self), self)._put(item)
+    return item
+
+
+def shutdown_waking_no_getter(self: Any, immediate: bool) -> None:
+    """``_shutdown`` sets the state and wakes putters, but no getter."""
+    self._shutting_down = True
+    try:
+        super(type(self), self)._shutdown(immediate)
+    finally:
+        self._shutting_down = False
+
+
+def notify_unless_shutting_down(self: Any, condition: str, all: bool = False) -> None:
+    if getattr(self, "_shutting_down", False) and condition == NOT_EMPTY:
+        return
+    super(type(self), self)._notify(condition, all)
+
+
+class ThreadQueueLosing(_ThreadQueue):  # type: ignore[misc]
+    _put = losing_put
+
+
+class ProcessQueueLosing(_ProcessQueue):  # type: ignore[misc]
+    _put = losing_put
+
+
+class CoroutineQueueLosing(_CoroutineQueue):  # type: ignore[misc]
+    _put = losing_put
+
+
+class AsyncioQueueLosing(_AsyncioQueue):  # type: ignore[misc]
+    _put = losing_put
+
+
+class ThreadQueueDuplicating(_ThreadQueue):  # type: ignore[misc]
+    _get = duplicating_get
+
+
+class ProcessQueueDuplicating(_ProcessQueue):  # type: ignore[misc]
+    _get = duplicating_get
+
+
+class CoroutineQueueDuplicating(_CoroutineQueue):  # type: ignore[misc]
+    _get = duplicating_get
+
+
+class AsyncioQueueDuplicating(_AsyncioQueue):  # type: ignore[misc]
+    _get = duplicating_get
+
+
+class ThreadQueueNotWaking(_ThreadQueue):  # type: ignore[misc]
+    _shutdown = shutdown_waking_no_getter
+    _notify = notify_unless_shutting_down
+
+
+class ProcessQueueNotWaking(_ProcessQueue):  # type: ignore[misc]
+    _shutdown = shutdown_waking_no_getter
+    _notify = notify_unless_shutting_down
+
+
+class CoroutineQueueNotWaking(_CoroutineQueue):  # type: ignore[misc]
+    _shutdown = shutdown_waking_no_getter
+    _notify = notify_unless_shutting_down
+
+
+class AsyncioQueueNotWaking(_AsyncioQueue):  # type: ignore[misc]
+    _shutdown = shutdown_waking_no_getter
+    _notify = notify_unless_shutting_down
+
+
+# -- the table ------------------------------------------------------------------------------
+
+#: How a factory's product becomes the mutant: a class to turn it into
+#: (a subclass of its own), or a function of it.
+Change = type | Callable[[Any], Any]
+
+#: mutant -> runtime -> (factory method, change), or the reason it does not apply.
+MUTANTS: dict[str, dict[str, tuple[str, Change] | str]] = {
+    "lock-excludes-nothing": {
+        "threads": ("lock", ThreadLockExcludingNothing),
+        "processes": ("lock", ProcessLockExcludingNothing),
+        "coroutines": ("lock", CoroutineLockExcludingNothing),
+        "asyncio": ("lock", AsyncioLockExcludingNothing),
+    },
+    "add-read-then-write": {
+        "threads": ("counter", ThreadCounterReadingThenWriting),
+        "processes": ("counter", ProcessCounterReadingThenWriting),
+        "coroutines": "equivalent mutant: nothing can switch between the read and the write "
+        "(no yield inside add)",
+        "asyncio": "equivalent mutant: nothing can switch between the read and the write "
+        "(no await inside add)",
+    },
+    "queue-loses-1-in-100": {
+        "threads": ("queue", ThreadQueueLosing),
+        "processes": ("queue", ProcessQueueLosing),
+        "coroutines": ("queue", CoroutineQueueLosing),
+        "asyncio": ("queue", AsyncioQueueLosing),
+    },
+    "queue-duplicates-one": {
+        "threads": ("queue", ThreadQueueDuplicating),
+        "processes": ("queue", ProcessQueueDuplicating),
+        "coroutines": ("queue", CoroutineQueueDuplicating),
+        "asyncio": ("queue", AsyncioQueueDuplicating),
+    },
+    "shutdown-no-wake": {
+        "threads": ("queue", ThreadQueueNotWaking),
+        "processes": ("queue", ProcessQueueNotWaking),
+        "coroutines": ("queue", CoroutineQueueNotWaking),
+        "asyncio": ("queue", AsyncioQueueNotWaking),
+    },
+    "acquire-ignores-timeout": {
+        "threads": ("lock", ThreadLockIgnoringTimeout),
+        "processes": ("lock", ProcessLockIgnoringTimeout),
+        "coroutines": ("lock", CoroutineLockIgnoringTimeout),
+        "asyncio": "asyncio's lock takes no timeout (like asyncio.Lock): a timeout is "
+        "asyncio.timeout() around acquire(), i.e. cancellation",
+    },
+}
+
+#: The environment variable that names the mutant to activate.
+ENV = "CRITSEC_MUTANT"
+
+
+def applies(mutant: str, runtime: str) -> bool:
+    """Whether ``mutant`` exists on ``runtime`` (else MUTANTS says why not)."""
+    return not isinstance(MUTANTS[mutant][runtime], str)
+
+
+def _patch(runtime: str, factory: str, change: Change) -> None:
+    cls = type(critsec.runtime(runtime))
+    real = getattr(cls, factory)
+
+    def make(self: Any, *args: Any, **kwargs: Any) -> Any:
+        made = real(self, *args, **kwargs)
+        if isinstance(change, type) and issubclass(change, type(made)):
+            made.__class__ = change  # same layout, broken methods
+            return made
+        return change(made)
+
+    make.__name__ = make.__qualname__ = factory
+    setattr(cls, factory, make)
+
+
+def activate(mutant: str) -> None:
+    """Make every runtime's factories hand out ``mutant``'s broken primitive
+    (where it applies), for the rest of this process. Raises ``ValueError``
+    for an unknown name."""
+    if mutant not in MUTANTS:
+        raise ValueError(f"unknown mutant {mutant!r} ({ENV}); known: {', '.join(MUTANTS)}")
+    for runtime, how in MUTANTS[mutant].items():
+        if not isinstance(how, str):
+            _patch(runtime, *how)
