@@ -84,38 +84,11 @@ class Result:
         return summary(self, "replay with schedule {token}")
 
 
-<<<<<<< HEAD
-def _driver(kind: str, granularity: str) -> Driver:
-=======
-def task_kind(tasks: Sequence[Callable[..., Any]]) -> str:
-    """Which driver runs these tasks: they must all be of one kind."""
-    if not tasks:
-        raise ValueError("explore needs at least one task")
-    kinds = set()
-    for t in tasks:
-        if not callable(t):
-            raise TypeError(f"a task must be callable, got {type(t).__name__}")
-        fn = inspect.unwrap(t)
-        if inspect.isgeneratorfunction(fn):
-            kinds.add("generators")
-        elif inspect.iscoroutinefunction(fn):
-            kinds.add("asyncio")
-        else:
-            kinds.add("threads")
-    if len(kinds) > 1:
-        raise TypeError(
-            f"tasks of different kinds cannot be explored together ({', '.join(sorted(kinds))}): "
-            "use all plain functions (threads), all generator functions, or all async functions"
-        )
-    return kinds.pop()
-
-
 def _driver(kind: str, granularity: str, include: Sequence[str]) -> Driver:
->>>>>>> mutation
     module, name = _DRIVERS[kind].split(":")
     cls = getattr(importlib.import_module(module), name)
     if isinstance(include, str) or include:
-        if kind != "threads":
+        if kind != "blocking":
             raise ValueError(
                 "include applies to plain-function (thread) tasks only: generator and async "
                 "tasks switch only where they yield or await, in whatever module"
@@ -144,11 +117,7 @@ def _search(
     if not callable(setup) or not callable(invariant):
         raise TypeError("setup and invariant must be callables")
     tasks = list(tasks)
-<<<<<<< HEAD
-    driver = _driver(common_kind(tasks), granularity)
-=======
-    driver = _driver(task_kind(tasks), granularity, include)
->>>>>>> mutation
+    driver = _driver(common_kind(tasks), granularity, include)
     names = task_names(tasks)
     rng = random.Random(seed)
     started = time.monotonic()
