@@ -968,6 +968,10 @@ class ThreadDriver(Driver):
                     outcome = self.check_invariant(invariant, schedule.state)
         finally:
             if not schedule.haste:  # after an interrupt, a running task may never stop
+                # Done already, unless the window or the switch points could not
+                # be set up (no free sys.monitoring tool id): then the tasks
+                # still wait for their first grant, and join() would never end.
+                schedule.abandon()
                 schedule.join()
         return outcome
 
