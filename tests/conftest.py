@@ -8,6 +8,7 @@ so that ``tests/mutation.py`` can show that the behavioural suite catches it.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,6 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 @pytest.fixture(params=list(RUNTIME_PARAMS))
-def rt(request: pytest.FixtureRequest) -> critsec.Runtime:
+def rt(request: pytest.FixtureRequest) -> critsec.Runtime[Any, Any]:
     name, options = RUNTIME_PARAMS[request.param]
     return critsec.runtime(name, **options)

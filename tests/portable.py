@@ -77,7 +77,7 @@ _HANG_TIMEOUTS = {"processes": 5.0, "coroutines": 2.0, "asyncio": 2.0}
 EXPLORE_INCLUDE = ("critsec.runtimes",)
 
 
-def hang_timeout(rt: critsec.Runtime) -> float:
+def hang_timeout(rt: critsec.Runtime[Any, Any]) -> float:
     """A short run timeout for a scenario that a broken primitive would
     hang: a hang then fails the test in seconds. Generous against a correct
     run, which takes milliseconds (processes: the start of a few children)."""
@@ -137,7 +137,7 @@ class ThreadProbe:
         self._announced.wait()
 
 
-def event(rt: critsec.Runtime) -> Any:
+def event(rt: critsec.Runtime[Any, Any]) -> Any:
     """An event for ``rt``'s tasks: ``set()``, ``is_set()``, ``ops.wait``."""
     if rt.name == "threads":
         return threading.Event()
@@ -146,7 +146,7 @@ def event(rt: critsec.Runtime) -> Any:
     return Flag()
 
 
-def probe(rt: critsec.Runtime) -> Any:
+def probe(rt: critsec.Runtime[Any, Any]) -> Any:
     """A probe for one of ``rt``'s tasks (see the module docstring). Skips
     the test where the processes runtime cannot see a blocked process."""
     if rt.name == "threads":
@@ -360,7 +360,9 @@ def adapt(body: Body, style: str) -> Callable[..., Any]:
     raise ValueError(f"unknown style {style!r}")
 
 
-def go(rt: critsec.Runtime, *calls: tuple[Any, ...], timeout: float = RUN_TIMEOUT) -> list[Any]:
+def go(
+    rt: critsec.Runtime[Any, Any], *calls: tuple[Any, ...], timeout: float = RUN_TIMEOUT
+) -> list[Any]:
     """Run ``(body, *args)`` calls as tasks of ``rt`` and return their values."""
     tasks = [critsec.task(adapt(body, rt.style), *args) for body, *args in calls]
     return rt.run(*tasks, timeout=timeout)
@@ -401,7 +403,9 @@ def _explorer_task(index: int, name: str) -> Callable[[_Schedule], None]:
     return task
 
 
-def play(rt: critsec.Runtime, build: Callable[[critsec.Runtime], Scenario]) -> None:
+def play(
+    rt: critsec.Runtime[Any, Any], build: Callable[[critsec.Runtime[Any, Any]], Scenario]
+) -> None:
     """Run the scenario ``build(rt)`` makes, and check it.
 
     Threads: under the explorer (``critsec.check``, seed 0): ``build`` is

@@ -54,4 +54,4 @@ def test_task_names_are_made_unique() -> None:
 
 def test_runtime_name_must_be_a_string() -> None:
     with pytest.raises(TypeError):
-        critsec.runtime(3)  # type: ignore[arg-type]
+        critsec.runtime(3)  # type: ignore[call-overload]

@@ -241,7 +241,7 @@ def returning(ops: Any, value: Any) -> Any:
 SAMPLE = {"strategy": "pct", "max_schedules": 100}
 
 
-def small(rt: critsec.Runtime, explored: int, run: int) -> int:
+def small(rt: critsec.Runtime[Any, Any], explored: int, run: int) -> int:
     """A size for a scenario: small under the explorer (threads), which
     tries every schedule; the lesson's size where a run is one schedule."""
     return explored if rt.name == "threads" else run
@@ -250,7 +250,7 @@ def small(rt: critsec.Runtime, explored: int, run: int) -> int:
 # -- the lock --------------------------------------------------------------
 
 
-def lock_exclusion(rt: critsec.Runtime) -> Scenario:
+def lock_exclusion(rt: critsec.Runtime[Any, Any]) -> Scenario:
     # Workers take the lock and stay inside until every other one is
     # blocked at it: only one may ever be inside at a time.
     lock, inside, violations = rt.lock(), rt.counter(0), rt.counter(0)
@@ -269,11 +269,11 @@ def lock_exclusion(rt: critsec.Runtime) -> Scenario:
     return Scenario(calls, check)
 
 
-def test_lock_excludes(rt: critsec.Runtime) -> None:
+def test_lock_excludes(rt: critsec.Runtime[Any, Any]) -> None:
     play(rt, lock_exclusion)
 
 
-def lock_held_by_another(rt: critsec.Runtime) -> Scenario:
+def lock_held_by_another(rt: critsec.Runtime[Any, Any]) -> Scenario:
     lock, held, released, waiting = rt.lock(), event(rt), event(rt), probe(rt)
 
     def check(results: list[Any]) -> None:
@@ -293,11 +293,11 @@ def lock_held_by_another(rt: critsec.Runtime) -> Scenario:
     )
 
 
-def test_lock_held_by_one_task_is_seen_by_another(rt: critsec.Runtime) -> None:
+def test_lock_held_by_one_task_is_seen_by_another(rt: critsec.Runtime[Any, Any]) -> None:
     play(rt, lock_held_by_another)
 
 
-def test_lock_basics(rt: critsec.Runtime) -> None:
+def test_lock_basics(rt: critsec.Runtime[Any, Any]) -> None:
     lock = rt.lock()
     assert not lock.locked()
     with pytest.raises(RuntimeError):
@@ -305,7 +305,7 @@ def test_lock_basics(rt: critsec.Runtime) -> None:
     assert not lock.locked()
 
 
-def lock_and_queue_timeouts(rt: critsec.Runtime) -> Scenario:
+def lock_and_queue_timeouts(rt: critsec.Runtime[Any, Any]) -> Scenario:
     lock, q = rt.lock(), rt.queue(1)
 
     def check(results: list[Any]) -> None:
@@ -318,14 +318,14 @@ def lock_and_queue_timeouts(rt: critsec.Runtime) -> Scenario:
     return Scenario([(timeouts, lock, q)], check, timeout=hang_timeout(rt))
 
 
-def test_lock_timeouts_and_queue_timeouts(rt: critsec.Runtime) -> None:
+def test_lock_timeouts_and_queue_timeouts(rt: critsec.Runtime[Any, Any]) -> None:
     play(rt, lock_and_queue_timeouts)
 
 
 # -- the counter -----------------------------------------------------------
 
 
-def counter_with_lock(rt: critsec.Runtime) -> Scenario:
+def counter_with_lock(rt: critsec.Runtime[Any, Any]) -> Scenario:
     # The lesson: +1 n times and -1 n+1 times from 10, under a lock, is 9.
     # In the first round each task reads, then waits until the other one
     # tried to get in too: without exclusion both have read the same value.
@@ -345,11 +345,11 @@ def counter_with_lock(rt: critsec.Runtime) -> Scenario:
     )
 
 
-def test_counter_exact_with_lock(rt: critsec.Runtime) -> None:
+def test_counter_exact_with_lock(rt: critsec.Runtime[Any, Any]) -> None:
     play(rt, counter_with_lock)
 
 
-def atomic_add(rt: critsec.Runtime) -> Scenario:
+def atomic_add(rt: critsec.Runtime[Any, Any]) -> Scenario:
     n = small(rt, 1, 500)
     counter = rt.counter(10)
 
@@ -360,7 +360,7 @@ def atomic_add(rt: critsec.Runtime) -> Scenario:
     return Scenario([(atomic_adds, counter, n, 1), (atomic_adds, counter, n + 1, -1)], check)
 
 
-def test_counter_add_is_atomic(rt: critsec.Runtime) -> None:
+def test_counter_add_is_atomic(rt: critsec.Runtime[Any, Any]) -> None:
     if rt.name != "processes":
         play(rt, atomic_add)
         return
@@ -386,7 +386,7 @@ def test_unlocked_switch_in_critical_section_loses_updates(name: str) -> None:
     assert counter.value != 9
 
 
-def test_counter_value_is_read_write(rt: critsec.Runtime) -> None:
+def test_counter_value_is_read_write(rt: critsec.Runtime[Any, Any]) -> None:
     counter = rt.counter()
     assert counter.value == 0
     counter.value = 41
@@ -397,7 +397,7 @@ def test_counter_value_is_read_write(rt: critsec.Runtime) -> None:
 # -- the queue -------------------------------------------------------------
 
 
-def fifo_through_a_small_bound(rt: critsec.Runtime) -> Scenario:
+def fifo_through_a_small_bound(rt: critsec.Runtime[Any, Any]) -> Scenario:
     q = rt.queue(small(rt, 2, 3))
     items = list(range(small(rt, 4, 60)))
 
@@ -410,11 +410,11 @@ def fifo_through_a_small_bound(rt: critsec.Runtime) -> Scenario:
     return Scenario([(producer, q, items), (consumer, q, len(items))], check, explore=SAMPLE)
 
 
-def test_queue_fifo_through_a_small_bound(rt: critsec.Runtime) -> None:
+def test_queue_fifo_through_a_small_bound(rt: critsec.Runtime[Any, Any]) -> None:
     play(rt, fifo_through_a_small_bound)
 
 
-def test_queue_bounds(rt: critsec.Runtime) -> None:
+def test_queue_bounds(rt: critsec.Runtime[Any, Any]) -> None:
     q = rt.queue(2)
     assert q.maxsize == 2
     assert q.empty() and not q.full() and q.qsize() == 0
@@ -433,7 +433,7 @@ def test_queue_bounds(rt: critsec.Runtime) -> None:
         q.get_nowait()
 
 
-def test_unbounded_queue_is_never_full(rt: critsec.Runtime) -> None:
+def test_unbounded_queue_is_never_full(rt: critsec.Runtime[Any, Any]) -> None:
     q = rt.queue()
     for i in range(1000):
         q.put_nowait(i)
@@ -442,7 +442,7 @@ def test_unbounded_queue_is_never_full(rt: critsec.Runtime) -> None:
     assert q.empty()
 
 
-def test_shutdown_drains_then_raises(rt: critsec.Runtime) -> None:
+def test_shutdown_drains_then_raises(rt: critsec.Runtime[Any, Any]) -> None:
     q = rt.queue()
     q.put_nowait(1)
     q.put_nowait(2)
@@ -459,7 +459,7 @@ def test_shutdown_drains_then_raises(rt: critsec.Runtime) -> None:
     assert outcome == "shutdown"
 
 
-def test_shutdown_immediate_discards(rt: critsec.Runtime) -> None:
+def test_shutdown_immediate_discards(rt: critsec.Runtime[Any, Any]) -> None:
     q = rt.queue()
     for i in range(3):
         q.put_nowait(i)
@@ -471,7 +471,7 @@ def test_shutdown_immediate_discards(rt: critsec.Runtime) -> None:
     assert go(rt, (joiner, q)) == [None]
 
 
-def consumers_drain_a_shut_down_queue(rt: critsec.Runtime) -> Scenario:
+def consumers_drain_a_shut_down_queue(rt: critsec.Runtime[Any, Any]) -> Scenario:
     # Consumers in other tasks see the shutdown and the items left behind:
     # together they take every item once, then each gets ShutDown.
     q, closed = rt.queue(), event(rt)
@@ -493,11 +493,11 @@ def consumers_drain_a_shut_down_queue(rt: critsec.Runtime) -> Scenario:
     )
 
 
-def test_shutdown_lets_consumers_drain(rt: critsec.Runtime) -> None:
+def test_shutdown_lets_consumers_drain(rt: critsec.Runtime[Any, Any]) -> None:
     play(rt, consumers_drain_a_shut_down_queue)
 
 
-def blocked_putter(rt: critsec.Runtime, immediate: bool) -> Scenario:
+def blocked_putter(rt: critsec.Runtime[Any, Any], immediate: bool) -> Scenario:
     q, putting = rt.queue(1), probe(rt)
     q.put_nowait("fills the queue")
 
@@ -519,11 +519,11 @@ def blocked_putter(rt: critsec.Runtime, immediate: bool) -> Scenario:
 
 
 @pytest.mark.parametrize("immediate", [False, True])
-def test_shutdown_wakes_blocked_putter(rt: critsec.Runtime, immediate: bool) -> None:
+def test_shutdown_wakes_blocked_putter(rt: critsec.Runtime[Any, Any], immediate: bool) -> None:
     play(rt, lambda rt: blocked_putter(rt, immediate))
 
 
-def blocked_getters(rt: critsec.Runtime, immediate: bool) -> Scenario:
+def blocked_getters(rt: critsec.Runtime[Any, Any], immediate: bool) -> Scenario:
     q, first, second = rt.queue(), probe(rt), probe(rt)
 
     def check(results: list[Any]) -> None:
@@ -543,11 +543,11 @@ def blocked_getters(rt: critsec.Runtime, immediate: bool) -> Scenario:
 
 
 @pytest.mark.parametrize("immediate", [False, True])
-def test_shutdown_wakes_blocked_getters(rt: critsec.Runtime, immediate: bool) -> None:
+def test_shutdown_wakes_blocked_getters(rt: critsec.Runtime[Any, Any], immediate: bool) -> None:
     play(rt, lambda rt: blocked_getters(rt, immediate))
 
 
-def join_after_task_done(rt: critsec.Runtime) -> Scenario:
+def join_after_task_done(rt: critsec.Runtime[Any, Any]) -> Scenario:
     n = small(rt, 2, 20)
     q, processed = rt.queue(), rt.counter(0)
     for i in range(n):
@@ -564,11 +564,11 @@ def join_after_task_done(rt: critsec.Runtime) -> Scenario:
     return Scenario([(joiner, q, processed), (worker_marking_done, q, processed, n)], check)
 
 
-def test_join_waits_for_task_done(rt: critsec.Runtime) -> None:
+def test_join_waits_for_task_done(rt: critsec.Runtime[Any, Any]) -> None:
     play(rt, join_after_task_done)
 
 
-def producers_and_consumers(rt: critsec.Runtime) -> Scenario:
+def producers_and_consumers(rt: critsec.Runtime[Any, Any]) -> Scenario:
     producers, consumers, per_producer = small(rt, 2, 3), small(rt, 2, 3), small(rt, 2, 150)
     q = rt.queue(small(rt, 2, 4))
     batches = [[(p, i) for i in range(per_producer)] for p in range(producers)]
@@ -597,19 +597,21 @@ def producers_and_consumers(rt: critsec.Runtime) -> Scenario:
     )
 
 
-def test_many_producers_and_consumers_lose_and_duplicate_nothing(rt: critsec.Runtime) -> None:
+def test_many_producers_and_consumers_lose_and_duplicate_nothing(
+    rt: critsec.Runtime[Any, Any],
+) -> None:
     play(rt, producers_and_consumers)
 
 
 # -- running tasks ---------------------------------------------------------
 
 
-def test_results_in_task_order(rt: critsec.Runtime) -> None:
+def test_results_in_task_order(rt: critsec.Runtime[Any, Any]) -> None:
     assert go(rt, (returning, "a"), (returning, 2), (returning, None)) == ["a", 2, None]
     assert rt.run() == []
 
 
-def test_task_error_propagates_with_name_and_traceback(rt: critsec.Runtime) -> None:
+def test_task_error_propagates_with_name_and_traceback(rt: critsec.Runtime[Any, Any]) -> None:
     with pytest.raises(critsec.TaskError) as caught:
         go(rt, (returning, 1), (failing, "boom"))
     error = caught.value
@@ -619,7 +621,7 @@ def test_task_error_propagates_with_name_and_traceback(rt: critsec.Runtime) -> N
     assert isinstance(error.__cause__, ValueError)
 
 
-def test_bad_arguments_rejected(rt: critsec.Runtime) -> None:
+def test_bad_arguments_rejected(rt: critsec.Runtime[Any, Any]) -> None:
     # (What maxsize <= 0 means is the standard library's business: not tested here.)
     with pytest.raises(TypeError):
         rt.queue("3")  # type: ignore[arg-type]

@@ -446,7 +446,7 @@ def test_room_made_for_one_putter_wakes_the_one_it_fits(fork_rt: ProcessesRuntim
 
 
 def test_item_larger_than_the_buffer_raises_at_once() -> None:
-    q = ProcessQueue(buffer_size=64)
+    q: ProcessQueue[Any] = ProcessQueue(buffer_size=64)
     fits = b"x" * (64 - _HEADER.size - len(pickle.dumps(b"", pickle.HIGHEST_PROTOCOL)))
     assert _HEADER.size + len(pickle.dumps(fits, pickle.HIGHEST_PROTOCOL)) == 64
     q.put(fits)  # exactly the whole buffer
@@ -475,7 +475,8 @@ def test_ring_buffer_matches_a_model(seed: int) -> None:
     # Full exactly when the items or the bytes would not fit.
     rng = random.Random(seed)
     size, maxsize = rng.randrange(40, 300), rng.choice([0, 0, 3, 7])
-    q, model = ProcessQueue(maxsize, buffer_size=size), deque[bytes]()
+    q: ProcessQueue[bytes] = ProcessQueue(maxsize, buffer_size=size)
+    model = deque[bytes]()
 
     def used() -> int:
         return sum(_HEADER.size + len(pickle.dumps(i, pickle.HIGHEST_PROTOCOL)) for i in model)

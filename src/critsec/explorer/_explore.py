@@ -117,6 +117,8 @@ def _search(
     if not callable(setup) or not callable(invariant):
         raise TypeError("setup and invariant must be callables")
     tasks = list(tasks)
+    if not tasks:
+        raise ValueError("explore needs at least one task")
     driver = _driver(common_kind(tasks), granularity, include)
     names = task_names(tasks)
     rng = random.Random(seed)
