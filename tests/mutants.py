@@ -90,6 +90,13 @@ class ProcessLockExcludingNothing(_ProcessLock):  # type: ignore[misc]
     def release(self) -> None:
         pass
 
+    # The real lock's `with` goes straight to C, past acquire and release.
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
 
 class CoroutineLockExcludingNothing(_CoroutineLock):  # type: ignore[misc]
     def acquire(self, blocking: bool = True, timeout: float = -1) -> Generator[Any, None, bool]:

@@ -8,7 +8,6 @@ through ``multiprocessing`` events; nothing sleeps to let a process run.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import pickle
@@ -28,12 +27,12 @@ import pytest
 import critsec
 from critsec.runtimes._core import NOT_FULL
 from critsec.runtimes._processes import (
-    _HEADER,
     ProcessCounter,
     ProcessesRuntime,
     ProcessLock,
     ProcessQueue,
 )
+from critsec.runtimes._shared_memory import _HEADER
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -189,8 +188,8 @@ def put_and_report(q: Any, item: Any, done: Any) -> str:
 def free_room_for_the_small_one(q: Any, small_done: Any, n: int) -> list[Any]:
     # Both putters must be asleep in put() before room is made; the
     # condition's count of sleepers is the only way to know it.
-    sleepers = q._conditions[NOT_FULL]._sleeping_count
-    while sleepers.get_value() < 2:
+    sleepers = q._conditions[NOT_FULL]
+    while sleepers.waiters < 2:
         os.sched_yield()
     got = [q.get()]  # room for the small item only, not for the big one
     woke = small_done.wait(10)  # a safety net: in a correct run it is set at once
@@ -297,12 +296,35 @@ def test_lock_held_by_another_process(prt: ProcessesRuntime) -> None:
     assert not lock.locked()
 
 
-def test_lock_may_be_released_by_another_process(fork_rt: ProcessesRuntime) -> None:
-    # Like threading.Lock (and unlike RLock), the releaser need not be the holder.
+def test_a_lock_left_held_by_an_ended_task_is_handed_on(fork_rt: ProcessesRuntime) -> None:
+    # A robust mutex has an owner: when it ends holding the lock, the next
+    # acquirer gets it at once and is told (a semaphore would stay locked).
     lock = fork_rt.lock()
     assert fork_rt.run(critsec.task(acquire_and_leave, lock)) == [True]
-    assert lock.locked()
+    assert not lock.locked()
+    assert lock.acquire(timeout=0) is True
+    assert lock.owner_died is True
     lock.release()
+    with lock:
+        assert lock.owner_died is False
+
+
+def test_only_the_holder_releases(fork_rt: ProcessesRuntime) -> None:
+    lock = fork_rt.lock()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            holding.set()
+            release.wait()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait()
+    with pytest.raises(RuntimeError, match="held by another thread"):
+        lock.release()
+    release.set()
+    thread.join()
     assert not lock.locked()
 
 
@@ -590,21 +612,17 @@ def test_timeout_stops_every_task_and_names_the_unfinished(prt: ProcessesRuntime
     assert_no_new_children(before)
 
 
-def test_no_semaphore_is_left_in_dev_shm() -> None:
-    # Under spawn, multiprocessing names its semaphores (children open them
-    # by name) and unlinks them when the objects go; shared memory itself is
-    # unlinked from the start.
+def test_nothing_is_left_in_dev_shm() -> None:
+    # No named semaphores at all (the mutexes and futexes live in the shared
+    # memory), and multiprocessing's heap unlinks its files from the start:
+    # nothing appears in /dev/shm even while the primitives are alive.
+    before = set(Path("/dev/shm").iterdir())
     rt = ProcessesRuntime("spawn")
     lock, counter, q = rt.lock(), rt.counter(), rt.queue(buffer_size=1024)
     with pytest.raises(TimeoutError):
         rt.run(critsec.task(get_until_shutdown, q, rt.context.Event()), timeout=0.3)
-    semaphores = [lock._lock, counter._lock, q._mutex]
-    files = [Path("/dev/shm") / f"sem.{s._semlock.name.lstrip('/')}" for s in semaphores]
-    assert all(f.exists() for f in files)
-    del lock, counter, q, semaphores
-    gc.collect()
-    assert not any(f.exists() for f in files)
-    assert not any(p.name.startswith(f"pym-{os.getpid()}-") for p in Path("/dev/shm").iterdir())
+    assert lock.acquire() and counter.add(1) == 1
+    assert set(Path("/dev/shm").iterdir()) <= before
 
 
 # -- Ctrl-C --------------------------------------------------------------------------

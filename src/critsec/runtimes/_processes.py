@@ -1,36 +1,9 @@
 """The processes runtime: real processes sharing memory, no manager.
 
-Design
-------
-The lesson's process example shares its counter through a
-``multiprocessing.Manager``: every ``counter.value`` is a round trip to a
-server process (about 117 µs here, a hundred times the cost of shared
-memory). critsec keeps all shared state in shared memory instead and
-synchronises with the operating system's semaphores:
-
-* the lock is a ``multiprocessing`` lock (a POSIX semaphore), given
-  ``threading.Lock``'s interface and errors;
-* the counter is an int64 in shared memory (``RawValue``) with a lock of
-  its own for ``add``;
-* the queue is :class:`~critsec.runtimes._core.BlockingQueue` -- the one
-  queue algorithm every runtime shares -- driven by a ``multiprocessing``
-  lock and conditions. Items are pickled into a byte ring buffer in shared
-  memory; its offsets and counters are an int64 array beside it. There is
-  no feeder thread (unlike ``multiprocessing.Queue``), so ``qsize()`` is
-  exact, ``put`` returns once the item is in the queue, and items from
-  several producers come out in one order (the order their ``put`` took
-  the queue's mutex).
-
-All three are passed to tasks as arguments: under ``fork`` the child
-inherits them; under ``spawn``/``forkserver`` they are pickled with the
-task (``multiprocessing`` allows that only while starting a process, so
-they cannot travel through a queue or a pipe); a primitive works only
-with tasks of the runtime (start method) that made it. Shared memory comes
-from ``multiprocessing``'s heap, whose files are unlinked as soon as they
-are created, so none is left behind however a run ends. Under ``spawn``
-and ``forkserver`` semaphores have names (children open them by name);
-they are unlinked when their primitive is collected, or by
-``multiprocessing``'s resource tracker if the program dies first.
+Tasks are child processes, one per task. Their lock, counter and queue
+live in shared memory and survive the death of any process using them
+(:mod:`critsec.runtimes._shared_memory` says how); this module starts the
+children, collects what each returned or raised, and stops them.
 
 Start methods
 -------------
@@ -39,45 +12,37 @@ runs other threads may deadlock the child (it inherits locks held by
 threads that do not exist there); Python 3.12+ warns about it with a
 ``DeprecationWarning``. Use ``spawn`` or ``forkserver`` in a program with
 threads: tasks and their arguments must then be picklable (module-level
-functions, not lambdas or nested functions).
+functions, not lambdas or nested functions). Primitives work with tasks
+of any start method.
 
-Limits
-------
-A process killed while it holds a lock, or while it is inside a queue
-operation, leaves that primitive locked or its waiters stranded -- as with
-any ``multiprocessing`` primitive. ``run`` kills tasks only when the run is
-over (a task failed, the time ran out, Ctrl-C): do not reuse primitives
-those tasks were using.
+Endings
+-------
+``run`` stops its tasks when the run is over for any reason (a task
+failed, the time ran out, Ctrl-C). Primitives those tasks were using stay
+usable, by the parent and by a following run: a lock a stopped task held
+is handed on (``owner_died``), a queue operation it was inside is done or
+not begun.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import multiprocessing
 import pickle
 import signal
-import struct
 import time
 from collections.abc import Iterator
-from multiprocessing import resource_tracker, sharedctypes
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from .._outcome import Outcome, collect
 from .._protocols import Lock, Queue
 from .._runtime import Runtime
 from .._task import Task, check_result
-from ._core import (
-    NOT_FULL,
-    BlockingQueue,
-    check_counter_value,
-    check_lock_args,
-    check_maxsize,
-)
+from ._shared_memory import DEFAULT_BUFFER_SIZE, ProcessCounter, ProcessLock, ProcessQueue
 
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
@@ -87,293 +52,8 @@ __all__ = [
     "ProcessesRuntime",
 ]
 
-#: Bytes of shared memory behind a queue unless told otherwise. Generous,
-#: and cheap: pages are only given memory when first written to, and the
-#: ring starts over at its front whenever it is empty.
-DEFAULT_BUFFER_SIZE = 16 * 1024 * 1024
-
-T = TypeVar("T")
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
 # Seconds a finished (or terminated) child may take to exit before it is killed.
 _GRACE = 2.0
-
-
-def _context(context: BaseContext | None) -> BaseContext:
-    return multiprocessing.get_context() if context is None else context
-
-
-# -- the lock ------------------------------------------------------------------
-
-
-class ProcessLock:
-    """A lock shared by processes, with ``threading.Lock``'s interface.
-
-    Any process (or thread) that received it may call any method; the
-    holder need not be the one that releases it, as with
-    ``threading.Lock``. ``acquire`` blocks the calling thread only. Not
-    reentrant; not FIFO-fair (the operating system picks among waiters).
-    """
-
-    def __init__(self, *, context: BaseContext | None = None) -> None:
-        self._lock = _context(context).Lock()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Take the lock, waiting for it unless ``blocking`` is false, at
-        most ``timeout`` seconds if one is given (``-1``: no limit).
-
-        Returns whether it was taken. Arguments are checked as by
-        ``threading.Lock.acquire``: ``ValueError`` for a timeout with
-        ``blocking=False`` or a negative timeout other than ``-1``.
-        """
-        check_lock_args(blocking, timeout)
-        if not blocking:
-            return self._lock.acquire(False)
-        return self._lock.acquire(True, None if timeout == -1 else timeout)
-
-    def release(self) -> None:
-        """Release the lock; never blocks. ``RuntimeError`` if it is not held."""
-        try:
-            self._lock.release()
-        except ValueError:  # multiprocessing's word for it; threading says:
-            raise RuntimeError("release unlocked lock") from None
-
-    def locked(self) -> bool:
-        """True while some process holds the lock (may change at once)."""
-        return bool(self._lock._semlock._is_zero())  # type: ignore[attr-defined]
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-    def __repr__(self) -> str:
-        return f"<ProcessLock {'locked' if self.locked() else 'unlocked'}>"
-
-
-# -- the counter ---------------------------------------------------------------
-
-
-def _check_int64(value: int) -> int:
-    # ctypes would silently wrap a value that does not fit.
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise OverflowError(f"{value} is outside a process counter's int64 range")
-    return value
-
-
-class ProcessCounter:
-    """An int64 shared by processes, in shared memory.
-
-    ``value`` reads or writes it; ``counter.value += 1`` is a read then a
-    write and is *not* atomic: two processes doing it at once lose updates
-    (the lesson). ``add(delta)`` is atomic (it holds an internal process
-    lock) and returns the new value. Any process that received the counter
-    may call either; only ``add`` blocks, briefly. Values outside the int64
-    range raise ``OverflowError`` instead of wrapping around.
-    """
-
-    def __init__(self, initial: int = 0, *, context: BaseContext | None = None) -> None:
-        ctx = _context(context)
-        self._raw = ctx.RawValue("q", _check_int64(check_counter_value(initial)))
-        self._lock = ctx.Lock()
-
-    @property
-    def value(self) -> int:
-        return int(self._raw.value)
-
-    @value.setter
-    def value(self, new: int) -> None:
-        self._raw.value = _check_int64(check_counter_value(new))
-
-    def add(self, delta: int) -> int:
-        """Atomically add ``delta``; return the new value."""
-        check_counter_value(delta)
-        with self._lock:
-            new = _check_int64(self._raw.value + delta)
-            self._raw.value = new
-            return new
-
-    def __repr__(self) -> str:
-        return f"<ProcessCounter value={self.value}>"
-
-
-# -- the queue -----------------------------------------------------------------
-
-# Each item in the ring: its pickled length, then the pickle.
-_HEADER = struct.Struct("=Q")
-# Slots of the queue's shared int64 state array.
-_HEAD = 0  # byte offset of the oldest item's header
-_USED = 1  # bytes taken by items (headers included)
-_COUNT = 2  # items in the queue
-_UNFINISHED = 3  # items put and not yet marked done
-_SHUTDOWN = 4  # 1 once shut down
-_SHORT_OF_ROOM = 5  # 1 when a putter found too few free bytes (see _notify)
-_STATE_SLOTS = 6
-
-
-def _shared_bytes(size: int) -> ctypes.Array[ctypes.c_ubyte]:
-    """``size`` bytes of shared memory, their pages not yet touched."""
-    # RawArray(typecode, size) zero-fills the array, which makes the kernel
-    # give memory to every page at once; the ring never reads a byte it did
-    # not write, so allocate the way RawArray does, minus that fill.
-    new_value = getattr(sharedctypes, "_new_value", None)
-    if new_value is None:  # pragma: no cover - a future Python without it
-        return sharedctypes.RawArray(ctypes.c_ubyte, size)
-    return new_value(ctypes.c_ubyte * size)  # type: ignore[no-any-return]
-
-
-class ProcessQueue(BlockingQueue[Any], Generic[T]):
-    """A FIFO queue shared by processes: ``queue.Queue``'s interface, with
-    Python 3.13's ``shutdown()`` on every Python.
-
-    Any process that received the queue may call any method (threads of
-    one process too); ``put``/``get``/``join`` block the calling thread
-    only. Items are pickled by ``put`` in the caller and unpickled by
-    ``get`` in the caller, outside the queue's mutex; in between they are
-    bytes in a ring buffer of ``buffer_size`` bytes of shared memory.
-
-    So a queue is bounded twice: by ``maxsize`` items (0: no bound), and
-    by its buffer. An item that does not fit in the free bytes waits like
-    an item for a full queue -- an "unbounded" queue blocks its putters
-    when the buffer is full, like a pipe -- and an item whose pickle is
-    larger than the whole buffer raises ``ValueError`` at once. ``full()``
-    reports the ``maxsize`` bound only. ``qsize()`` is exact at the
-    instant it is called; there is no feeder thread and nothing to flush.
-    """
-
-    def __init__(
-        self,
-        maxsize: float = 0,
-        *,
-        buffer_size: int = DEFAULT_BUFFER_SIZE,
-        context: BaseContext | None = None,
-    ) -> None:
-        self.maxsize = check_maxsize(maxsize)
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):
-            raise TypeError(f"buffer_size must be an int, got {type(buffer_size).__name__}")
-        if buffer_size <= _HEADER.size:
-            raise ValueError(f"buffer_size must be > {_HEADER.size} bytes, got {buffer_size}")
-        self.buffer_size = buffer_size
-        ctx = _context(context)
-        self._ring = _shared_bytes(buffer_size)
-        self._state = ctx.RawArray("q", _STATE_SLOTS)
-        self._init_sync(ctx.Lock(), ctx.Condition)
-
-    # -- pickling outside the mutex --------------------------------------------
-    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
-        """Put ``item``; if the queue is full or its buffer lacks room, wait
-        (at most ``timeout`` seconds). Raises :class:`~critsec.Full` if
-        ``block`` is false or the time ran out, :class:`~critsec.ShutDown`
-        if the queue is or gets shut down, ``ValueError`` if the pickled
-        item is larger than the whole buffer, and whatever ``pickle``
-        raises for an item it cannot pickle."""
-        data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
-        if _HEADER.size + len(data) > self.buffer_size:
-            raise ValueError(
-                f"item pickles to {len(data)} bytes; it can never fit in this queue's "
-                f"buffer of {self.buffer_size} bytes (make the queue with a larger buffer_size)"
-            )
-        super().put(data, block, timeout)
-
-    def get(self, block: bool = True, timeout: float | None = None) -> T:
-        """Remove and return the oldest item; wait for one if empty (at most
-        ``timeout`` seconds). Raises :class:`~critsec.Empty` if ``block`` is
-        false or the time ran out, :class:`~critsec.ShutDown` once shut down
-        and drained. An item that cannot be unpickled here (its class is
-        not importable in this process) is removed, and the error raised."""
-        item: T = pickle.loads(super().get(block, timeout))
-        return item
-
-    # -- storage: a ring of (length, pickle) records ---------------------------
-    @functools.cached_property
-    def _view(self) -> memoryview:
-        # Made on first use in each process: a memoryview cannot be pickled.
-        return memoryview(self._ring).cast("B")
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_view", None)
-        return state
-
-    def _write(self, offset: int, data: bytes) -> None:
-        first = min(len(data), self.buffer_size - offset)
-        self._view[offset : offset + first] = data[:first] if first < len(data) else data
-        if first < len(data):  # wraps around the end of the ring
-            self._view[: len(data) - first] = data[first:]
-
-    def _read(self, offset: int, n: int) -> bytes:
-        first = min(n, self.buffer_size - offset)
-        data = bytes(self._view[offset : offset + first])
-        if first < n:
-            data += self._view[: n - first]
-        return data
-
-    def _qsize(self) -> int:
-        return int(self._state[_COUNT])
-
-    def _put(self, item: bytes) -> None:
-        state, size = self._state, self.buffer_size
-        self._write((state[_HEAD] + state[_USED]) % size, _HEADER.pack(len(item)) + item)
-        state[_USED] += _HEADER.size + len(item)
-        state[_COUNT] += 1
-
-    def _get(self) -> bytes:
-        state, size = self._state, self.buffer_size
-        head = state[_HEAD]
-        (n,) = _HEADER.unpack(self._read(head, _HEADER.size))
-        item = self._read((head + _HEADER.size) % size, n)
-        state[_COUNT] -= 1
-        if state[_COUNT]:
-            state[_HEAD] = (head + _HEADER.size + n) % size
-            state[_USED] -= _HEADER.size + n
-        else:
-            # Empty: start over at the front, so a queue whose consumers keep
-            # up only ever touches its first pages and rarely wraps.
-            state[_HEAD] = state[_USED] = 0
-        return item
-
-    def _full(self, item: bytes) -> bool:
-        if super()._full(item):
-            return True
-        if _HEADER.size + len(item) > self.buffer_size - self._state[_USED]:
-            self._state[_SHORT_OF_ROOM] = 1
-            return True
-        return False
-
-    def _notify(self, condition: str, all: bool = False) -> None:
-        if condition == NOT_FULL and self._state[_SHORT_OF_ROOM]:
-            # Some putter waits for bytes, not for a slot: a get may free room
-            # for several putters, or too little for the one notify() would
-            # wake while another that fits sleeps on. Wake them all to
-            # re-check; any still short of room raises the flag again.
-            self._state[_SHORT_OF_ROOM] = 0
-            all = True
-        super()._notify(condition, all)
-
-    # -- the shared state behind QueueCore's counters --------------------------
-    @property
-    def _unfinished(self) -> int:
-        return int(self._state[_UNFINISHED])
-
-    @_unfinished.setter
-    def _unfinished(self, value: int) -> None:
-        self._state[_UNFINISHED] = value
-
-    @property
-    def _is_shutdown(self) -> bool:
-        return bool(self._state[_SHUTDOWN])
-
-    @_is_shutdown.setter
-    def _is_shutdown(self, value: bool) -> None:
-        self._state[_SHUTDOWN] = int(value)
-
-    def __repr__(self) -> str:
-        return (
-            f"<ProcessQueue maxsize={self.maxsize} qsize={self._qsize()} "
-            f"buffer_size={self.buffer_size}>"
-        )
 
 
 # -- running tasks -------------------------------------------------------------
@@ -522,18 +202,18 @@ class ProcessesRuntime(Runtime[Lock, Queue[Any]]):
 
     def lock(self) -> ProcessLock:
         """A new :class:`ProcessLock`, for this runtime's tasks."""
-        return ProcessLock(context=self.context)
+        return ProcessLock()
 
     def counter(self, initial: int = 0) -> ProcessCounter:
         """A new :class:`ProcessCounter` holding ``initial``."""
-        return ProcessCounter(initial, context=self.context)
+        return ProcessCounter(initial)
 
     def queue(
         self, maxsize: float = 0, *, buffer_size: int = DEFAULT_BUFFER_SIZE
     ) -> ProcessQueue[Any]:
         """A new :class:`ProcessQueue` of at most ``maxsize`` items (0: no
         bound) whose pickles share ``buffer_size`` bytes of shared memory."""
-        return ProcessQueue(maxsize, buffer_size=buffer_size, context=self.context)
+        return ProcessQueue(maxsize, buffer_size=buffer_size)
 
     def _run(self, tasks: list[Task], timeout: float | None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -1,0 +1,542 @@
+/* critsec.runtimes._robust: the few things Python cannot do on shared memory.
+ *
+ * The processes runtime keeps its lock, counter and queue in shared memory.
+ * To survive the death of a process at any instruction it needs
+ *
+ *   - a mutex that the kernel hands on when its owner dies: a POSIX robust,
+ *     process-shared mutex (the owner's thread is on the kernel's robust
+ *     list; at its death the kernel marks the mutex and wakes a waiter, who
+ *     gets EOWNERDEAD: within microseconds, no polling);
+ *   - waiting without a lock of its own: futexes, so a waiter that dies
+ *     holds nothing (the kernel just forgets it);
+ *   - an atomic add on an int64, so the counter has no lock to leave held.
+ *
+ * Each is a C function, so that an uncontended `with lock:` costs what the
+ * standard library's semaphore costs; ctypes calls cost ten times more.
+ * Linux only (futexes, robust mutexes with glibc or musl).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A blocked acquire on the main thread wakes this often to run signal
+ * handlers (Ctrl-C): a robust mutex's wait, unlike a semaphore's, restarts
+ * by itself when a signal arrives. Other threads never see signals. */
+#define SIGNAL_SLICE_NS 50000000L
+
+static double
+now_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static struct timespec
+add_seconds(struct timespec ts, double seconds)
+{
+    time_t whole = (time_t)seconds;
+    long nanos = ts.tv_nsec + (long)((seconds - (double)whole) * 1e9);
+    ts.tv_sec += whole + nanos / 1000000000L;
+    ts.tv_nsec = nanos % 1000000000L;
+    return ts;
+}
+
+/* Lock `m` with a deadline on CLOCK_MONOTONIC (`deadline` < 0: none). */
+static int
+timed_lock(pthread_mutex_t *m, double deadline, int slices)
+{
+    int rc;
+    for (;;) {
+        struct timespec ts;
+        double left = deadline < 0 ? -1 : deadline - now_monotonic();
+        if (deadline >= 0 && left <= 0)
+            left = 0;
+        if (!slices && deadline < 0) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = pthread_mutex_lock(m);
+            Py_END_ALLOW_THREADS
+            return rc;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (slices && (left < 0 || left > SIGNAL_SLICE_NS * 1e-9))
+            ts = add_seconds(ts, SIGNAL_SLICE_NS * 1e-9);
+        else
+            ts = add_seconds(ts, left);
+        Py_BEGIN_ALLOW_THREADS
+        rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+        Py_END_ALLOW_THREADS
+        if (rc != ETIMEDOUT)
+            return rc;
+        if (deadline >= 0 && now_monotonic() >= deadline)
+            return ETIMEDOUT;
+        if (slices && PyErr_CheckSignals() < 0)
+            return -1;
+    }
+}
+
+/* -- Mutex ------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    pthread_mutex_t *mutex;
+    PyObject *memory;  /* keeps the shared memory alive */
+    Py_buffer view;
+    char owner_died;
+} Mutex;
+
+static int
+Mutex_init(Mutex *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"memory", "create", NULL};
+    PyObject *memory;
+    int create = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$p:Mutex", kwlist, &memory, &create))
+        return -1;
+    if (self->memory != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a Mutex is initialised once");
+        return -1;
+    }
+    if (PyObject_GetBuffer(memory, &self->view, PyBUF_WRITABLE) < 0)
+        return -1;
+    if ((size_t)self->view.len < sizeof(pthread_mutex_t)
+        || ((uintptr_t)self->view.buf) % _Alignof(pthread_mutex_t)) {
+        PyBuffer_Release(&self->view);
+        PyErr_Format(PyExc_ValueError, "a Mutex needs %zu aligned bytes, got %zd",
+                     sizeof(pthread_mutex_t), self->view.len);
+        return -1;
+    }
+    self->mutex = (pthread_mutex_t *)self->view.buf;
+    Py_INCREF(memory);
+    self->memory = memory;
+    if (create) {
+        pthread_mutexattr_t attr;
+        int rc = pthread_mutexattr_init(&attr);
+        if (!rc)
+            rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+        if (!rc)
+            rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+        if (!rc)
+            rc = pthread_mutex_init(self->mutex, &attr);
+        pthread_mutexattr_destroy(&attr);
+        if (rc) {
+            errno = rc;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Whether thread `tid` belongs to this process. */
+static int
+ours(int tid)
+{
+    char path[64];
+    if (tid == (int)syscall(SYS_gettid))
+        return 1;
+    snprintf(path, sizeof path, "/proc/self/task/%d", tid);
+    return access(path, F_OK) == 0;
+}
+
+static void
+Mutex_dealloc(Mutex *self)
+{
+    if (self->memory != NULL) {
+#ifdef __GLIBC__
+        int tid = __atomic_load_n((int *)self->mutex, __ATOMIC_RELAXED) & FUTEX_TID_MASK;
+#else
+        int tid = 0; /* where the owner is kept is glibc's secret elsewhere */
+#endif
+        PyBuffer_Release(&self->view);
+        /* A mutex held by a thread of this process is linked into that
+         * thread's robust list, through the mutex's own bytes: if the heap
+         * gave them to another object, glibc (or the kernel, at the
+         * thread's exit) would follow garbage. Keep them for good; it
+         * costs a few bytes, only for a lock dropped while held. */
+        if (tid && ours(tid))
+            self->memory = NULL;
+        else
+            Py_CLEAR(self->memory);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+check_ready(Mutex *self)
+{
+    if (self->mutex == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Mutex.__init__ was not called");
+        return -1;
+    }
+    return 0;
+}
+
+/* After lock returned `rc`: 1 if taken, 0 if not, -1 with an exception. */
+static int
+taken(Mutex *self, int rc)
+{
+    if (rc == 0) {
+        self->owner_died = 0;
+        return 1;
+    }
+    if (rc == EOWNERDEAD) {
+        /* The previous owner died holding it: it is ours now. Mark it
+         * usable again (else its next unlock would ruin it for good) and
+         * tell whoever asks. */
+        pthread_mutex_consistent(self->mutex);
+        self->owner_died = 1;
+        return 1;
+    }
+    if (rc == EBUSY || rc == ETIMEDOUT)
+        return 0;
+    if (rc == -1)
+        return -1;
+    if (rc == EDEADLK) {
+        PyErr_SetString(PyExc_RuntimeError, "the calling thread already holds this lock");
+        return -1;
+    }
+    errno = rc;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* The thread that runs signal handlers (threading.main_thread()). A child
+ * forked from another thread keeps that thread's identity, which is then
+ * not this one; it simply waits without slices. */
+static unsigned long main_thread_ident;
+
+static int
+on_main_thread(void)
+{
+    return PyThread_get_thread_ident() == main_thread_ident;
+}
+
+/* acquire(blocking=True, timeout=-1), with threading.Lock.acquire's checks. */
+static PyObject *
+Mutex_acquire(Mutex *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    int blocking = 1;
+    double timeout = -1;
+    PyObject *blocking_obj = NULL, *timeout_obj = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (check_ready(self) < 0)
+        return NULL;
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "acquire() takes at most 2 arguments");
+        return NULL;
+    }
+    if (nargs > 0)
+        blocking_obj = args[0];
+    if (nargs > 1)
+        timeout_obj = args[1];
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject **slot = NULL;
+        if (PyUnicode_CompareWithASCIIString(key, "blocking") == 0)
+            slot = &blocking_obj;
+        else if (PyUnicode_CompareWithASCIIString(key, "timeout") == 0)
+            slot = &timeout_obj;
+        if (slot == NULL || *slot != NULL) {
+            PyErr_Format(PyExc_TypeError, "acquire() got an unexpected or repeated argument %R", key);
+            return NULL;
+        }
+        *slot = args[nargs + i];
+    }
+    if (blocking_obj != NULL && (blocking = PyObject_IsTrue(blocking_obj)) < 0)
+        return NULL;
+    if (timeout_obj != NULL) {
+        if (PyBool_Check(timeout_obj) || !(PyFloat_Check(timeout_obj) || PyLong_Check(timeout_obj)
+                                           || PyNumber_Check(timeout_obj))) {
+            PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds, got %s",
+                         Py_TYPE(timeout_obj)->tp_name);
+            return NULL;
+        }
+        timeout = PyFloat_AsDouble(timeout_obj);
+        if (timeout == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (timeout != -1 && !blocking) {
+        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+        return NULL;
+    }
+    if (timeout < 0 && timeout != -1) {
+        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+        return NULL;
+    }
+    if (timeout > PY_TIMEOUT_MAX * 1e-6) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return NULL;
+    }
+    int rc = pthread_mutex_trylock(self->mutex);
+    if (rc == EBUSY && blocking) {
+        double deadline = timeout == -1 ? -1 : now_monotonic() + timeout;
+        rc = timed_lock(self->mutex, deadline, on_main_thread());
+    }
+    int got = taken(self, rc);
+    if (got < 0)
+        return NULL;
+    return PyBool_FromLong(got);
+}
+
+static PyObject *
+Mutex_enter(Mutex *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_ready(self) < 0)
+        return NULL;
+    int rc = pthread_mutex_trylock(self->mutex);
+    if (rc == EBUSY)
+        rc = timed_lock(self->mutex, -1, on_main_thread());
+    if (taken(self, rc) < 0)
+        return NULL;
+    Py_RETURN_TRUE;
+}
+
+static int
+locked(Mutex *self)
+{
+#ifdef __GLIBC__
+    /* glibc keeps the owner's thread id in the mutex's first int (the
+     * kernel clears it, keeping the OWNER_DIED bit, when the owner dies). */
+    int word = __atomic_load_n((int *)self->mutex, __ATOMIC_RELAXED);
+    return (word & FUTEX_TID_MASK) != 0;
+#else
+    int rc = pthread_mutex_trylock(self->mutex);
+    if (rc == EOWNERDEAD)
+        pthread_mutex_consistent(self->mutex);
+    if (rc == 0 || rc == EOWNERDEAD) {
+        pthread_mutex_unlock(self->mutex);
+        return 0;
+    }
+    return 1;
+#endif
+}
+
+static PyObject *
+Mutex_release(Mutex *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_ready(self) < 0)
+        return NULL;
+    int rc = pthread_mutex_unlock(self->mutex);
+    if (rc == 0)
+        Py_RETURN_NONE;
+    if (rc == EPERM) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        locked(self) ? "cannot release a processes lock held by another thread"
+                                     : "release unlocked lock");
+        return NULL;
+    }
+    errno = rc;
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+static PyObject *
+Mutex_exit(Mutex *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return Mutex_release(self, NULL);
+}
+
+static PyObject *
+Mutex_locked(Mutex *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_ready(self) < 0)
+        return NULL;
+    return PyBool_FromLong(locked(self));
+}
+
+static PyMethodDef Mutex_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))Mutex_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1) -> bool\n\nTake the mutex, as threading.Lock.acquire "
+     "does. If its previous owner died holding it, it is taken all the same and owner_died "
+     "is set."},
+    {"release", (PyCFunction)Mutex_release, METH_NOARGS,
+     "Release the mutex; RuntimeError if the calling thread does not hold it."},
+    {"locked", (PyCFunction)Mutex_locked, METH_NOARGS, "True while some thread holds it."},
+    {"__enter__", (PyCFunction)Mutex_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))Mutex_exit, METH_FASTCALL, NULL},
+    {NULL},
+};
+
+static PyMemberDef Mutex_members[] = {
+    {"owner_died", T_BOOL, offsetof(Mutex, owner_died), READONLY,
+     "True if the last acquire of this object took the mutex from an owner that died "
+     "holding it."},
+    {"_memory", T_OBJECT, offsetof(Mutex, memory), READONLY, "The shared memory it lives in."},
+    {NULL},
+};
+
+static PyTypeObject MutexType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "critsec.runtimes._robust.Mutex",
+    .tp_basicsize = sizeof(Mutex),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Mutex(memory, *, create=False): a robust, process-shared mutex living in "
+              "`memory` (a writable buffer of shared memory); create=True initialises it.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Mutex_init,
+    .tp_dealloc = (destructor)Mutex_dealloc,
+    .tp_methods = Mutex_methods,
+    .tp_members = Mutex_members,
+};
+
+/* -- futexes and atomics on an address -------------------------------------- */
+
+static int
+parse_address(PyObject *obj, void **address, size_t alignment)
+{
+    *address = PyLong_AsVoidPtr(obj);
+    if (*address == NULL && PyErr_Occurred())
+        return -1;
+    if (*address == NULL || (uintptr_t)*address % alignment) {
+        PyErr_SetString(PyExc_ValueError, "a null or misaligned address");
+        return -1;
+    }
+    return 0;
+}
+
+/* futex_wait(address, expected, timeout) -> bool: sleep while the uint32 at
+ * `address` holds `expected`, at most `timeout` seconds (None: no limit).
+ * False only if the time ran out; True when woken, when the value had
+ * already changed, or after a signal (the caller re-checks its condition). */
+static PyObject *
+futex_wait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    void *address;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "futex_wait(address, expected, timeout)");
+        return NULL;
+    }
+    if (parse_address(args[0], &address, 4) < 0)
+        return NULL;
+    unsigned long expected = PyLong_AsUnsignedLong(args[1]);
+    if (expected == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    struct timespec ts, *timeout = NULL;
+    if (args[2] != Py_None) {
+        double seconds = PyFloat_AsDouble(args[2]);
+        if (seconds == -1 && PyErr_Occurred())
+            return NULL;
+        if (seconds <= 0)
+            Py_RETURN_FALSE;
+        ts.tv_sec = (time_t)seconds;
+        ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+        timeout = &ts;
+    }
+    long rc;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    rc = syscall(SYS_futex, address, FUTEX_WAIT, (uint32_t)expected, timeout, NULL, 0);
+    err = errno;
+    Py_END_ALLOW_THREADS
+    if (rc == 0 || err == EAGAIN)
+        Py_RETURN_TRUE;
+    if (err == ETIMEDOUT)
+        Py_RETURN_FALSE;
+    if (err == EINTR) {
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+        Py_RETURN_TRUE;
+    }
+    errno = err;
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+/* futex_wake(address, n) -> int: wake at most n sleepers on `address`. */
+static PyObject *
+futex_wake(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    void *address;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "futex_wake(address, n)");
+        return NULL;
+    }
+    if (parse_address(args[0], &address, 4) < 0)
+        return NULL;
+    long n = PyLong_AsLong(args[1]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    long rc = syscall(SYS_futex, address, FUTEX_WAKE, n > INT_MAX ? INT_MAX : (int)n, NULL, NULL, 0);
+    if (rc < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(rc);
+}
+
+/* add(address, delta) -> int: atomically add `delta` to the int64 at
+ * `address`, return the new value; OverflowError (and no change) past int64. */
+static PyObject *
+atomic_add(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    void *address;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "add(address, delta)");
+        return NULL;
+    }
+    if (parse_address(args[0], &address, 8) < 0)
+        return NULL;
+    int overflow;
+    long long delta = PyLong_AsLongLongAndOverflow(args[1], &overflow);
+    if (delta == -1 && PyErr_Occurred())
+        return NULL;
+    int64_t *p = address, old = __atomic_load_n(p, __ATOMIC_RELAXED), new;
+    do {
+        if (overflow || __builtin_add_overflow(old, (int64_t)delta, &new)) {
+            PyErr_SetString(PyExc_OverflowError, "the sum is outside a process counter's int64 range");
+            return NULL;
+        }
+    } while (!__atomic_compare_exchange_n(p, &old, new, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+    return PyLong_FromLongLong(new);
+}
+
+static PyMethodDef module_methods[] = {
+    {"futex_wait", (PyCFunction)(void (*)(void))futex_wait, METH_FASTCALL, NULL},
+    {"futex_wake", (PyCFunction)(void (*)(void))futex_wake, METH_FASTCALL, NULL},
+    {"add", (PyCFunction)(void (*)(void))atomic_add, METH_FASTCALL, NULL},
+    {NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "critsec.runtimes._robust",
+    .m_doc = "Robust mutexes, futexes and an atomic add on shared memory (Linux).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__robust(void)
+{
+    if (PyType_Ready(&MutexType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    PyObject *threading = PyImport_ImportModule("threading");
+    PyObject *main = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
+    Py_XDECREF(threading);
+    PyObject *ident = main ? PyObject_GetAttrString(main, "ident") : NULL;
+    Py_XDECREF(main);
+    if (ident == NULL) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    Py_INCREF(&MutexType);
+    if (PyModule_AddObject(module, "Mutex", (PyObject *)&MutexType) < 0
+        || PyModule_AddIntConstant(module, "MUTEX_SIZE", sizeof(pthread_mutex_t)) < 0
+        || PyModule_AddIntConstant(module, "MUTEX_ALIGNMENT", _Alignof(pthread_mutex_t)) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

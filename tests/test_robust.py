@@ -1,0 +1,356 @@
+"""Deaths, for real: the processes runtime's primitives survive SIGKILL.
+
+Every test kills real processes with real signals, on fork and on spawn.
+To kill "at any instruction" deterministically, a victim runs under
+``sys.settrace`` and SIGKILLs itself at its k-th line event -- counting the
+lines of critsec's own code, so k lands inside the queue's critical
+sections too -- with k drawn from a seeded generator: the same kill points
+every run, spread over the whole operation. No sleeps: everything waits for
+a state it sees (a pipe, an event, the /proc blocked probe).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+import types
+from typing import Any
+
+import pytest
+
+import critsec
+from critsec.runtimes._processes import ProcessesRuntime
+
+import interleave
+
+pytestmark = pytest.mark.skipif(not interleave.CAN_SEE_BLOCKED, reason=interleave.WHY_NOT)
+
+# A safety net for a broken primitive; a passing run never waits this long.
+FOREVER = 30
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def rt(request: pytest.FixtureRequest) -> ProcessesRuntime:
+    return ProcessesRuntime(request.param)
+
+
+def die_at_line(k: int) -> None:
+    """From now on, SIGKILL this process at its k-th line event (any frame)."""
+    left = [k]
+
+    def trace(frame: types.FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            left[0] -= 1
+            if left[0] <= 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return trace
+
+    sys.settrace(trace)
+    frame = sys._getframe(1)  # the caller's frame counts from its next line
+    frame.f_trace = trace
+
+
+def start(rt: ProcessesRuntime, target: Any, *args: Any) -> Any:
+    process = rt.context.Process(target=target, args=args)  # type: ignore[attr-defined]
+    process.start()
+    return process
+
+
+def finish(process: Any) -> int:
+    process.join(FOREVER)
+    assert process.exitcode is not None, "a victim neither died nor finished"
+    code: int = process.exitcode
+    process.close()
+    return code
+
+
+# -- the lock --------------------------------------------------------------------------------
+
+
+def hold_until_killed(lock: Any, holding: Any) -> None:
+    lock.acquire()
+    holding.set()
+    while True:
+        signal.pause()
+
+
+def wait_for_the_lock(lock: Any, probe: Any, report: Any) -> None:
+    probe.announce()
+    got = lock.acquire(timeout=FOREVER)
+    probe.passed()
+    report.send((got, lock.owner_died))
+    lock.release()
+
+
+def test_the_waiter_gets_a_dead_holders_lock_and_is_told(rt: ProcessesRuntime) -> None:
+    lock, holding = rt.lock(), rt.context.Event()
+    probe = interleave.ProcessProbe(rt.context)
+    reader, writer = rt.context.Pipe(duplex=False)
+    holder = start(rt, hold_until_killed, lock, holding)
+    assert holding.wait(FOREVER)
+    waiter = start(rt, wait_for_the_lock, lock, probe, writer)
+    assert probe.wait_blocked(), "the waiter got a held lock"
+    os.kill(holder.pid, signal.SIGKILL)
+    assert finish(holder) == -signal.SIGKILL
+    assert reader.poll(FOREVER)
+    assert reader.recv() == (True, True)  # got it, and was told its owner died
+    assert finish(waiter) == 0
+    # Handed on for good: the next acquire finds a live owner's release.
+    with lock:
+        assert lock.owner_died is False
+
+
+def test_multiprocessing_lock_stays_stuck_where_critsec_recovers(rt: ProcessesRuntime) -> None:
+    # The contrast: the same death, the standard library's lock.
+    stdlib, ours, holding = rt.context.Lock(), rt.lock(), rt.context.Event()
+    for lock in (stdlib, ours):
+        holding.clear()
+        holder = start(rt, hold_until_killed, lock, holding)
+        assert holding.wait(FOREVER)
+        os.kill(holder.pid, signal.SIGKILL)
+        assert finish(holder) == -signal.SIGKILL
+    assert stdlib.acquire(timeout=0.2) is False  # stuck for good
+    assert ours.acquire(timeout=0) is True and ours.owner_died is True
+    ours.release()
+
+
+def locked_increments(lock: Any, counter: Any, done: Any, n: int, k: int) -> None:
+    # Each increment is a read then a write, made safe by the lock: a death
+    # between the two leaves the counter one behind `done`, or exactly right.
+    die_at_line(k)
+    for _ in range(n):
+        with lock:
+            if lock.owner_died:
+                done.add(1000)  # seen by the test: the repair path ran
+            counter.value = counter.value + 1
+        done.add(1)
+
+
+def test_holders_killed_at_any_line_never_leave_the_lock_stuck(rt: ProcessesRuntime) -> None:
+    rng = random.Random(7)
+    lock, counter = rt.lock(), rt.counter()
+    killed = 0
+    for _ in range(12 if rt.start_method == "spawn" else 30):
+        done = rt.counter()
+        before = counter.value
+        victims = [start(rt, locked_increments, lock, counter, done, 20, rng.randint(1, 150))]
+        victims.append(start(rt, locked_increments, lock, counter, done, 20, rng.randint(1, 150)))
+        codes = [finish(v) for v in victims]
+        killed += codes.count(-signal.SIGKILL)
+        assert set(codes) <= {0, -signal.SIGKILL}
+        assert lock.acquire(timeout=FOREVER), "a dead holder left the lock stuck"
+        lock.release()
+        completed = done.value % 1000
+        assert 0 <= counter.value - before - completed <= codes.count(-signal.SIGKILL)
+    assert killed > 0
+
+
+# -- the counter -----------------------------------------------------------------------------
+
+
+def adds(counter: Any, done: Any, n: int, k: int) -> None:
+    die_at_line(k)
+    for _ in range(n):
+        counter.add(3)
+        done.add(1)
+
+
+def test_adders_killed_at_any_line_leave_the_counter_whole(rt: ProcessesRuntime) -> None:
+    rng = random.Random(3)
+    counter = rt.counter()
+    for _ in range(10 if rt.start_method == "spawn" else 25):
+        done = rt.counter()
+        before = counter.value
+        victims = [start(rt, adds, counter, done, 30, rng.randint(1, 80)) for _ in range(2)]
+        codes = [finish(v) for v in victims]
+        # Each add is with or without its 3, never anything else, and never blocks.
+        grown, completed = counter.value - before, done.value
+        assert grown % 3 == 0
+        assert 0 <= grown // 3 - completed <= codes.count(-signal.SIGKILL)
+        assert counter.add(0) == counter.value
+
+
+# -- the queue -------------------------------------------------------------------------------
+
+
+def consume(q: Any, got: Any, k: int) -> None:
+    """Take items until the queue is empty, noting each (`got` holds the
+    count of items taken and noted)."""
+    die_at_line(k)
+    while True:
+        try:
+            q.get_nowait()
+        except critsec.Empty:
+            return
+        got.add(1)
+        q.task_done()
+
+
+def test_consumers_killed_at_any_line_lose_only_what_they_held(rt: ProcessesRuntime) -> None:
+    rng = random.Random(11)
+    runs = 10 if rt.start_method == "spawn" else 50
+    q = rt.queue(maxsize=500, buffer_size=4096)
+    lost = kills = 0
+    for _ in range(runs):
+        got = rt.counter()
+        put = 60
+        for i in range(put):
+            q.put(i)
+        consumers = [start(rt, consume, q, got, rng.randint(1, 400)) for _ in range(3)]
+        codes = [finish(c) for c in consumers]
+        kills += codes.count(-signal.SIGKILL)
+        # Usable at once, exact, with nothing lost but the held items.
+        left = q.qsize()
+        lost_now = put - got.value - left
+        assert 0 <= lost_now <= codes.count(-signal.SIGKILL)
+        rest = [q.get_nowait() for _ in range(left)]
+        assert rest == sorted(rest) and len(set(rest)) == left  # FIFO, no duplicate
+        for _ in rest:
+            q.task_done()
+        q.put_nowait("still works")
+        assert q.get(timeout=FOREVER) == "still works"
+        q.task_done()
+        lost += lost_now
+        # An item that died with its consumer stays unfinished (so does one
+        # noted by a consumer killed before its task_done).
+        assert lost <= q.unfinished_tasks <= kills
+    # The kill points did land inside the queue's critical sections.
+    assert q.recoveries > 0, "no kill hit a queue operation: the test proves nothing"
+    assert kills > 0 and q.qsize() == 0
+
+
+def produce(q: Any, me: int, sent: Any, n: int, k: int) -> None:
+    die_at_line(k)
+    for i in range(n):
+        q.put((me, i))
+        sent.add(1)
+
+
+def test_producers_killed_at_any_line_leave_whole_items(rt: ProcessesRuntime) -> None:
+    rng = random.Random(5)
+    q = rt.queue(buffer_size=1 << 16)
+    for _ in range(10 if rt.start_method == "spawn" else 30):
+        sent = [rt.counter(), rt.counter()]
+        producers = [
+            start(rt, produce, q, me, sent[me], 40, rng.randint(1, 300)) for me in range(2)
+        ]
+        codes = [finish(p) for p in producers]
+        items = [q.get_nowait() for _ in range(q.qsize())]
+        for me in range(2):
+            mine = [i for who, i in items if who == me]
+            # In order, each once, and the noted puts are there: at most the
+            # put that was under way when it died is there too (or not).
+            assert mine == list(range(len(mine)))
+            assert 0 <= len(mine) - sent[me].value <= (codes[me] == -signal.SIGKILL)
+        with pytest.raises(critsec.Empty):
+            q.get_nowait()
+
+
+def hammer(q: Any, n: int) -> None:
+    for i in range(n):
+        q.put(i)
+        q.get()
+
+
+def fail_after(q: Any, n: int) -> None:
+    for i in range(n):
+        q.put(i)
+        q.get()
+    raise RuntimeError("a task that fails while its siblings are inside queue operations")
+
+
+def test_a_failed_run_leaves_the_queue_usable_by_the_parent_and_the_next_run(
+    rt: ProcessesRuntime,
+) -> None:
+    # The failure stops the siblings (SIGTERM, then SIGKILL) wherever they
+    # are, inside queue operations included.
+    q = rt.queue(maxsize=4, buffer_size=4096)
+    for _ in range(3):
+        with pytest.raises(critsec.TaskError):
+            rt.run(
+                critsec.task(hammer, q, 10**9),
+                critsec.task(hammer, q, 10**9),
+                critsec.task(fail_after, q, 200),
+            )
+        left = q.qsize()
+        assert 0 <= left <= 4
+        for _ in range(left):
+            q.get_nowait()
+        q.put_nowait("parent")
+        assert q.get(timeout=FOREVER) == "parent"
+        assert rt.run(critsec.task(hammer, q, 50), critsec.task(hammer, q, 50)) == [None, None]
+
+
+def test_a_timed_out_run_leaves_lock_and_queue_usable(rt: ProcessesRuntime) -> None:
+    lock, q = rt.lock(), rt.queue(maxsize=1, buffer_size=4096)
+    with pytest.raises(TimeoutError):
+        rt.run(
+            critsec.task(hold_until_killed, lock, rt.context.Event()),
+            critsec.task(hammer, q, 10**9),
+            timeout=0.5,
+        )
+    assert lock.acquire(timeout=FOREVER) and lock.owner_died
+    lock.release()
+    for _ in range(q.qsize()):
+        q.get_nowait()
+    assert rt.run(critsec.task(hammer, q, 20)) == [None]
+
+
+def die_once_woken(q: Any, probe: Any) -> None:
+    """Block in ``get()``; SIGKILL this process at the first line it runs
+    after the kernel woke it, before it could take the queue's mutex back."""
+    import critsec.runtimes._shared_memory as shm
+
+    wait = shm._Condition.wait.__code__
+
+    def trace(frame: types.FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code is not wait:
+            return None
+        if event == "line" and frame.f_lineno > WAKE_LINE:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return trace
+
+    sys.settrace(trace)
+    probe.announce()
+    q.get()
+
+
+def get_one(q: Any, probe: Any, report: Any) -> None:
+    probe.announce()
+    report.send(q.get())  # no timeout: only a wake-up gets it out
+
+
+def _wake_line() -> int:
+    import inspect
+
+    import critsec.runtimes._shared_memory as shm
+
+    lines, first = inspect.getsourcelines(shm._Condition.wait)
+    return first + next(i for i, line in enumerate(lines) if "futex_wait" in line)
+
+
+WAKE_LINE = _wake_line()
+
+
+def test_a_getter_killed_as_it_wakes_strands_no_other(rt: ProcessesRuntime) -> None:
+    # Two getters sleep on an empty queue; one put wakes them. The first in
+    # line dies the moment it wakes, before it takes the mutex back: a wake
+    # that went to it alone (as notify() does) would leave the other asleep
+    # beside the item.
+    q = rt.queue(buffer_size=4096)
+    first, second = interleave.ProcessProbe(rt.context), interleave.ProcessProbe(rt.context)
+    reader, writer = rt.context.Pipe(duplex=False)
+    victim = start(rt, die_once_woken, q, first)
+    assert first.wait_blocked()
+    survivor = start(rt, get_one, q, second, writer)
+    assert second.wait_blocked()
+    q.put("item")
+    assert finish(victim) == -signal.SIGKILL
+    if not reader.poll(FOREVER):
+        survivor.kill()
+        finish(survivor)
+        pytest.fail("the surviving getter was left asleep beside the item")
+    assert reader.recv() == "item"
+    assert finish(survivor) == 0
