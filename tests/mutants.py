@@ -12,7 +12,15 @@ for every runtime where it means something, in that runtime's style:
 ``queue-duplicates-one``     one item is delivered twice
 ``shutdown-no-wake``         ``shutdown()`` wakes no blocked getter (putters yes)
 ``acquire-ignores-timeout``  ``acquire(blocking, timeout)`` waits as if -1
+``lock-stuck-when-holder-dies``  the standard library's lock: a semaphore that
+                             nobody releases when its holder dies
+``queue-wakes-one``          a wake-up wakes one waiter (it may die before it acts)
+``queue-forgets-the-dead``   at-least-once: a dead taker's item is never redelivered
 ===========================  ====================================================
+
+The last three are faults of the processes runtime, whose tasks can die
+alone; ``tests/test_robust.py`` (real kills) is the part of the suite that
+sees them.
 
 ``activate(name)`` swaps the mutant into the public factories: it replaces
 the runtime classes' ``lock()`` / ``counter()`` / ``queue()`` methods
@@ -35,11 +43,13 @@ Where a mutant does not apply, :data:`MUTANTS` says why instead.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Generator
 from typing import Any
 
 import critsec
 from critsec.runtimes._core import NOT_EMPTY
+from critsec.runtimes._shared_memory import _READY
 
 _THREADS: Any = critsec.runtime("threads")
 _PROCESSES: Any = critsec.runtime("processes")
@@ -264,6 +274,64 @@ class AsyncioQueueNotWaking(_AsyncioQueue):  # type: ignore[misc]
     _notify = notify_unless_shutting_down
 
 
+# -- the faults of a death (processes) ---------------------------------------------------
+
+
+class ProcessLockStuckWhenHolderDies:
+    """``multiprocessing.Lock`` in the processes lock's place: correct while
+    nobody dies; a holder's death leaves it locked for good, and nobody is
+    told (``owner_died`` is always False)."""
+
+    owner_died = False
+
+    def __init__(self, real: Any) -> None:
+        # A spawn context's semaphore has a name, so spawned children can open it.
+        self._sem = multiprocessing.get_context("spawn").Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not blocking:
+            return bool(self._sem.acquire(False))
+        return bool(self._sem.acquire(True, None if timeout == -1 else timeout))
+
+    def release(self) -> None:
+        try:
+            self._sem.release()
+        except ValueError:
+            raise RuntimeError("release unlocked lock") from None
+
+    def locked(self) -> bool:
+        return bool(self._sem._semlock._is_zero())  # type: ignore[attr-defined]
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def waking_one(condition: Any) -> None:
+    """A condition's wake-up that wakes one waiter, as ``Condition.notify``."""
+    from critsec.runtimes import _robust
+
+    queue = condition.queue
+    queue._memory.sequence[condition.index] += 1
+    _robust.futex_wake(queue._addresses[condition.index], 1)
+
+
+class ProcessQueueWakingOne(_ProcessQueue):  # type: ignore[misc]
+    def _notify(self, condition: str, all: bool = False) -> None:
+        real = self._conditions[condition]
+        if real.waiters:
+            waking_one(real)
+
+
+class ProcessQueueForgettingTheDead(_ProcessQueue):  # type: ignore[misc]
+    def _redeliver(self) -> bool:
+        return bool(self._local[_READY])  # what is ready stays so; nothing more becomes
+
+
+_ALONE = "a task here cannot die alone: it shares its process with the others"
+
 # -- the table ------------------------------------------------------------------------------
 
 #: How a factory's product becomes the mutant: a class to turn it into
@@ -310,6 +378,24 @@ MUTANTS: dict[str, dict[str, tuple[str, Change] | str]] = {
         "coroutines": ("lock", CoroutineLockIgnoringTimeout),
         "asyncio": "asyncio's lock takes no timeout (like asyncio.Lock): a timeout is "
         "asyncio.timeout() around acquire(), i.e. cancellation",
+    },
+    "lock-stuck-when-holder-dies": {
+        "threads": _ALONE,
+        "processes": ("lock", ProcessLockStuckWhenHolderDies),
+        "coroutines": _ALONE,
+        "asyncio": _ALONE,
+    },
+    "queue-wakes-one": {
+        "threads": _ALONE,
+        "processes": ("queue", ProcessQueueWakingOne),
+        "coroutines": _ALONE,
+        "asyncio": _ALONE,
+    },
+    "queue-forgets-the-dead": {
+        "threads": _ALONE,
+        "processes": ("queue", ProcessQueueForgettingTheDead),
+        "coroutines": _ALONE,
+        "asyncio": _ALONE,
     },
 }
 

@@ -1,7 +1,7 @@
 """The standing mutation check: can the behavioural suite see broken primitives?
 
-Runs ``tests/test_primitives.py`` once as it is (it must pass) and once with
-each mutant of ``tests/mutants.py`` swapped into the runtimes
+Runs ``tests/test_primitives.py`` and ``tests/test_robust.py`` once as they
+are (they must pass) and once with each mutant of ``tests/mutants.py`` swapped into the runtimes
 (``CRITSEC_MUTANT=<name>``), each in its own ``pytest`` subprocess, two at a
 time; collects which tests failed on which runtime (a tiny plugin: this
 module, loaded with ``-p mutation``), and prints a table, mutant by runtime:
@@ -33,13 +33,18 @@ from typing import Any
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-SUITE = "tests/test_primitives.py"
+SUITE = ("tests/test_primitives.py", "tests/test_robust.py")
 REPORT_ENV = "CRITSEC_MUTATION_REPORT"
 #: Seconds one pytest run may take before it is stopped and counted as broken.
 RUN_LIMIT = 600
 #: Mutants whose runs wait out short run timeouts (hung tasks): started first,
 #: so that the others fill the second core meanwhile.
-SLOW_FIRST = ("shutdown-no-wake", "acquire-ignores-timeout")
+SLOW_FIRST = (
+    "lock-stuck-when-holder-dies",
+    "queue-wakes-one",
+    "shutdown-no-wake",
+    "acquire-ignores-timeout",
+)
 
 
 # -- the plugin, inside each pytest run ---------------------------------------------------
@@ -124,7 +129,7 @@ def run_suite(mutant: str | None, verbose: bool) -> Run:
         # The plugin (this module) and the suite's helpers are imported from tests/.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
         command = [
-            sys.executable, "-m", "pytest", SUITE, "-p", "mutation", "-p", "no:cacheprovider",
+            sys.executable, "-m", "pytest", *SUITE, "-p", "mutation", "-p", "no:cacheprovider",
             "-q", "-o", "timeout=60",
         ]  # fmt: skip
         started = time.monotonic()
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     clean = runs[None]
     print(
-        f"critsec mutation check: {SUITE} against tests/mutants.py, "
+        f"critsec mutation check: {' and '.join(SUITE)} against tests/mutants.py, "
         f"Python {platform.python_version()}"
     )
     clean_ok = clean.exitstatus == 0 and clean.count("passed") > 0 and not clean.count("failed")

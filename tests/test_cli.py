@@ -181,8 +181,8 @@ def test_ctrl_c_exits_130_with_one_line() -> None:
 def test_demo_quick_passes_every_step() -> None:
     done = critsec_cli("demo", "--quick", timeout=55)
     assert done.returncode == 0, done.stdout + done.stderr
-    for number in range(1, 6):
+    for number in range(1, 7):
         assert f"Step {number}." in done.stdout
     assert "FAIL" not in done.stdout
-    assert done.stdout.count("Lesson:") == 5
-    assert "5 of 5 steps behave as the lesson says." in done.stdout
+    assert done.stdout.count("Lesson:") == 6
+    assert "6 of 6 steps behave as the lesson says." in done.stdout

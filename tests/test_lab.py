@@ -126,9 +126,9 @@ def test_a_step_that_raises_is_a_failed_step_not_a_crash() -> None:
     assert step.to_json()["passed"] is False
 
 
-def test_demo_steps_are_the_lessons_five() -> None:
+def test_demo_steps_are_the_lessons_five_and_a_death() -> None:
     steps = lab.demo_steps(quick=True)
-    assert [step.number for step in steps] == [1, 2, 3, 4, 5]
+    assert [step.number for step in steps] == [1, 2, 3, 4, 5, 6]
     assert all(step.claim and step.ran for step in steps)
 
 

@@ -28,12 +28,13 @@ import interleave
 pytestmark = pytest.mark.skipif(not interleave.CAN_SEE_BLOCKED, reason=interleave.WHY_NOT)
 
 # A safety net for a broken primitive; a passing run never waits this long.
-FOREVER = 30
+FOREVER = 10
 
 
-@pytest.fixture(params=["fork", "spawn"])
+# Named as in tests/test_primitives.py, for the mutation check's table.
+@pytest.fixture(params=["processes-fork", "processes-spawn"])
 def rt(request: pytest.FixtureRequest) -> ProcessesRuntime:
-    return ProcessesRuntime(request.param)
+    return ProcessesRuntime(request.param.removeprefix("processes-"))
 
 
 def die_at_line(k: int) -> None:
@@ -354,3 +355,94 @@ def test_a_getter_killed_as_it_wakes_strands_no_other(rt: ProcessesRuntime) -> N
         pytest.fail("the surviving getter was left asleep beside the item")
     assert reader.recv() == "item"
     assert finish(survivor) == 0
+
+
+# -- at-least-once delivery --------------------------------------------------------------------
+
+
+def consume_deliveries(q: Any, seen: Any, again: Any, k: int) -> None:
+    """Take items until none can be taken, noting each delivery (by id) and
+    the redeliveries, acknowledging each after noting it."""
+    if k:
+        die_at_line(k)
+    while True:
+        try:
+            delivery = q.get_delivery(block=False)
+        except critsec.Empty:
+            return
+        seen[delivery.id] += 1
+        if delivery.deliveries > 1:
+            again.add(1)
+        q.task_done()
+
+
+def test_at_least_once_loses_nothing_when_consumers_die_at_any_line(
+    rt: ProcessesRuntime,
+) -> None:
+    rng = random.Random(13)
+    runs = 10 if rt.start_method == "spawn" else 50
+    q = rt.queue(maxsize=100, buffer_size=4096, delivery="at-least-once", in_flight=4)
+    kills = duplicates = redelivered = 0
+    for run in range(runs):
+        put = 40
+        first = run * put  # ids go on growing across runs
+        seen = rt.context.RawArray("q", first + put)
+        again = rt.counter()
+        for i in range(put):
+            q.put(i)
+        consumers = [
+            start(rt, consume_deliveries, q, seen, again, rng.randint(1, 500)) for _ in range(3)
+        ]
+        codes = [finish(c) for c in consumers]
+        kills += codes.count(-signal.SIGKILL)
+        # What the dead took and did not acknowledge is delivered again, here.
+        consume_deliveries(q, seen, again, 0)
+        counts = seen[first:]
+        assert all(n >= 1 for n in counts), f"lost: {[i for i, n in enumerate(counts) if not n]}"
+        # A duplicate is an item noted by a consumer killed before its
+        # task_done: at most one per kill, and each was announced as such.
+        assert sum(counts) - put <= codes.count(-signal.SIGKILL)
+        assert sum(counts) - put <= again.value
+        duplicates += sum(counts) - put
+        redelivered += again.value
+        assert q.qsize() == 0 and q.unfinished_tasks == 0
+    assert kills > 0 and redelivered > 0
+    assert q.recoveries > 0, "no kill hit a queue operation: the test proves nothing"
+
+
+def take_and_die(q: Any) -> None:
+    q.get()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_run_hands_a_dead_tasks_item_to_the_next_getter(rt: ProcessesRuntime) -> None:
+    q = rt.queue(delivery="at-least-once", buffer_size=4096)
+    q.put("job")
+    with pytest.raises(critsec.TaskError, match="SIGKILL"):
+        rt.run(critsec.task(take_and_die, q))
+    assert q.qsize() == 1  # back in the queue, at once: run told it
+    delivery = q.get_delivery(block=False)
+    assert delivery == ("job", 0, 2)
+    q.task_done()
+    with pytest.raises(ValueError, match="holds no item"):
+        q.task_done()
+    assert q.unfinished_tasks == 0
+
+
+def test_at_most_once_is_the_default_and_a_dead_tasks_item_is_gone(
+    rt: ProcessesRuntime,
+) -> None:
+    q = rt.queue(buffer_size=4096)
+    assert q.delivery == "at-most-once"
+    q.put("job")
+    with pytest.raises(critsec.TaskError, match="SIGKILL"):
+        rt.run(critsec.task(take_and_die, q))
+    assert q.qsize() == 0 and q.unfinished_tasks == 1  # lost, and still counted
+
+
+def test_delivery_arguments_are_checked() -> None:
+    rt = ProcessesRuntime("fork")
+    with pytest.raises(ValueError, match="delivery must be one of 'at-most-once'"):
+        rt.queue(delivery="exactly-once")
+    with pytest.raises(ValueError, match="in_flight must be an int >= 1"):
+        rt.queue(delivery="at-least-once", in_flight=0)

@@ -31,7 +31,13 @@ from critsec._task import common_kind
 from critsec.explorer._scheduler import decode_schedule
 from critsec.explorer._trace import summary
 from critsec.lab._progress import progress
-from critsec.lab._render import render_counter, render_demo_step, render_pipeline
+from critsec.lab._render import (
+    render_counter,
+    render_demo_step,
+    render_holder_killed,
+    render_pipeline,
+    render_pipeline_kills,
+)
 
 __all__ = ["main"]
 
@@ -142,9 +148,23 @@ def cli(ctx: click.Context) -> None:
     show_default=True,
     help="Independent runs, each with a fresh counter.",
 )
+@click.option(
+    "--kill-holder",
+    is_flag=True,
+    help="Processes: SIGKILL task 0 inside its critical section at a random update "
+    "(from --seed); the others go on, and the next owner of the lock is told.",
+)
+@click.option("--seed", type=int, default=None, help="Where --kill-holder kills (default: random).")
 @_json_option
 def counter(
-    runtime: str, lock: bool, tasks: int, iterations: int, trials: int, as_json: bool
+    runtime: str,
+    lock: bool,
+    tasks: int,
+    iterations: int,
+    trials: int,
+    kill_holder: bool,
+    seed: int | None,
+    as_json: bool,
 ) -> int:
     """Tasks update one counter that starts at 10, with or without a lock.
 
@@ -156,6 +176,8 @@ def counter(
 
     Exits 1 if a run with the lock is not exact.
     """
+    if kill_holder:
+        return _counter_killing_holder(runtime, lock, tasks, iterations, trials, seed, as_json)
     rt = critsec.runtime(runtime)
     results = []
     with progress(trials, _show_progress(as_json)) as track:
@@ -190,17 +212,61 @@ def counter(
     show_default=True,
     help="Queue bound; 0 means unbounded.",
 )
+@click.option(
+    "--kill",
+    **NON_NEGATIVE,
+    default=0,
+    help="Processes: SIGKILL N consumers at random moments mid-run (from --seed), "
+    "each replaced by a new one.",
+)
+@click.option(
+    "--delivery",
+    type=click.Choice(["at-most-once", "at-least-once"]),
+    default="at-most-once",
+    show_default=True,
+    help="Processes: at-least-once delivers again the item a killed consumer held.",
+)
+@click.option("--seed", type=int, default=None, help="When --kill kills (default: random).")
 @_json_option
 def pipeline(
-    runtime: str, producers: int, consumers: int, items: int, maxsize: int, as_json: bool
+    runtime: str,
+    producers: int,
+    consumers: int,
+    items: int,
+    maxsize: int,
+    kill: int,
+    delivery: str,
+    seed: int | None,
+    as_json: bool,
 ) -> int:
     """Producers put numbered items into a bounded queue; consumers take them.
 
     Consumers block in get(); the last producer to finish shuts the queue
     down, and consumers stop once it is drained. Checks that every item
     was consumed exactly once and that the queue never held more than
-    maxsize items; exits 1 if not.
+    maxsize items; exits 1 if not. With --kill, consumers die mid-run:
+    at-least-once delivery must lose nothing; at-most-once may lose the
+    items the killed consumers held (one each), never more.
     """
+    if kill or delivery != "at-most-once":
+        _needs_processes(runtime, "--kill and --delivery")
+        with progress(1, _show_progress(as_json)) as track:
+            track(f"pipeline on processes: {items:,} items, {kill} consumers killed")
+            killed = lab.pipeline_with_kills(
+                runtime,
+                producers=producers,
+                consumers=consumers,
+                items=items,
+                maxsize=maxsize,
+                kills=kill,
+                delivery=delivery,
+                seed=seed,
+            )
+        if as_json:
+            _emit_json(killed.to_json())
+        else:
+            _stdout().print(render_pipeline_kills(killed))
+        return 0 if killed.ok else 1
     with progress(1, _show_progress(as_json)) as track:
         track(f"pipeline on {runtime}: {items:,} items")
         result = lab.run_pipeline(
@@ -211,6 +277,43 @@ def pipeline(
     else:
         _stdout().print(render_pipeline(result))
     return 0 if result.ok else 1
+
+
+def _needs_processes(runtime: str, what: str) -> None:
+    """``what`` (options, plural) work on processes only."""
+    if runtime != "processes":
+        raise click.UsageError(
+            f"{what} work with --runtime processes only, not {runtime}: "
+            "only a process can die alone"
+        )
+
+
+def _counter_killing_holder(
+    runtime: str,
+    lock: bool,
+    tasks: int,
+    iterations: int,
+    trials: int,
+    seed: int | None,
+    as_json: bool,
+) -> int:
+    _needs_processes(runtime, "--kill-holder and its --seed")
+    if not lock or tasks < 2:
+        raise click.UsageError("--kill-holder needs the lock and at least 2 tasks")
+    results = []
+    with progress(trials, _show_progress(as_json)) as track:
+        for trial in range(1, trials + 1):
+            track(f"trial {trial}/{trials}: processes, a holder killed")
+            trial_seed = None if seed is None else seed + trial - 1
+            result = lab.counter_with_dying_holder(
+                runtime, tasks=tasks, iterations=iterations, seed=trial_seed
+            )
+            results.append(result)
+            if as_json:
+                _emit_json(result.to_json())
+    if not as_json:
+        _stdout().print(render_holder_killed(results))
+    return 0 if all(r.ok for r in results) else 1
 
 
 @cli.command()

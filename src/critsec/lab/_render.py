@@ -8,9 +8,17 @@ from rich.text import Text
 
 from ._counter import CounterResult
 from ._demo import DemoStep
+from ._faults import HolderKilledCounter, PipelineKills
 from ._pipeline import PipelineResult
 
-__all__ = ["render_counter", "render_demo_step", "render_pipeline", "verdict"]
+__all__ = [
+    "render_counter",
+    "render_demo_step",
+    "render_holder_killed",
+    "render_pipeline",
+    "render_pipeline_kills",
+    "verdict",
+]
 
 
 def verdict(ok: bool | None) -> Text:
@@ -64,6 +72,55 @@ def render_pipeline(result: PipelineResult) -> RenderableType:
         ("max qsize / maxsize", f"{result.max_qsize} / {result.maxsize or 'unbounded'}"),
         ("seconds", f"{result.seconds:.3f}"),
         ("items per second", f"{result.items_per_s:,.0f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    table.add_row("verdict", verdict(result.ok))
+    return table
+
+
+def render_holder_killed(results: list[HolderKilledCounter]) -> RenderableType:
+    """A table of locked-counter trials in which a holder was killed."""
+    first = results[0]
+    table = Table(
+        title=f"counter: processes, with lock, {first.tasks} tasks x {first.iterations:,}, "
+        "task 0 killed inside its critical section",
+        caption_justify="left",
+    )
+    for column in ("trial", "killed at update", "expected", "observed", "next owner told", "ms"):
+        table.add_column(column, justify="right")
+    for trial, r in enumerate(results, 1):
+        table.add_row(
+            str(trial),
+            f"{r.killed_at:,}",
+            f"{r.expected:,}",
+            f"{r.observed:,}",
+            "yes" if r.told else "no",
+            "" if r.wait_ms is None else f"{r.wait_ms:.2f}",
+            end_section=False,
+        )
+    table.caption = (
+        "expected = 10 + every update that was made (the killed task's update under way "
+        "was read, not written); ms: from the death to the next owner holding the lock. "
+        f"ok in {sum(r.ok for r in results)} of {len(results)} trials."
+    )
+    return table
+
+
+def render_pipeline_kills(result: PipelineKills) -> RenderableType:
+    """A two-column table of a pipeline run whose consumers were killed."""
+    table = Table(title=f"pipeline: processes, {result.delivery}", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    rows = [
+        ("producers / consumers", f"{result.producers} / {result.consumers}"),
+        ("consumers killed (and replaced)", f"{result.killed}"),
+        ("items", f"{result.items:,}"),
+        ("processed", f"{result.consumed:,}"),
+        ("lost", f"{result.lost:,}"),
+        ("duplicated", f"{result.duplicated:,}"),
+        ("redelivered", f"{result.redelivered:,}"),
+        ("seconds", f"{result.seconds:.3f}"),
     ]
     for name, value in rows:
         table.add_row(name, value)

@@ -186,6 +186,15 @@ class QueueCore(Generic[T]):
         """True when ``item`` cannot be stored now (storage may add limits)."""
         return 0 < self.maxsize <= self._qsize()
 
+    def _available(self) -> bool:
+        """True when a getter may take an item now (storage may add limits:
+        a redelivering queue also needs room to track what was taken)."""
+        return bool(self._qsize())
+
+    def _discard(self) -> None:
+        """Drop the oldest item (``shutdown(immediate=True)``)."""
+        self._get()
+
     def _notify(self, condition: str, all: bool = False) -> None:
         raise NotImplementedError
 
@@ -214,10 +223,10 @@ class QueueCore(Generic[T]):
         if self._is_shutdown and not self._qsize():
             raise ShutDown
         if not block:
-            if not self._qsize():
+            if not self._available():
                 raise Empty
         else:
-            while not self._qsize():
+            while not self._available():
                 left = time_left(deadline)
                 if left is not None and left <= 0:
                     raise Empty
@@ -244,7 +253,7 @@ class QueueCore(Generic[T]):
         self._is_shutdown = True
         if immediate:
             while self._qsize():
-                self._get()
+                self._discard()
                 if self._unfinished > 0:
                     self._unfinished -= 1
             # Nothing is left to work on: release join() waiters to re-check.

@@ -42,7 +42,14 @@ from .._outcome import Outcome, collect
 from .._protocols import Lock, Queue
 from .._runtime import Runtime
 from .._task import Task, check_result
-from ._shared_memory import DEFAULT_BUFFER_SIZE, ProcessCounter, ProcessLock, ProcessQueue
+from ._shared_memory import (
+    AT_MOST_ONCE,
+    DEFAULT_BUFFER_SIZE,
+    ProcessCounter,
+    ProcessLock,
+    ProcessQueue,
+    redeliver_from_the_dead,
+)
 
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
@@ -209,11 +216,20 @@ class ProcessesRuntime(Runtime[Lock, Queue[Any]]):
         return ProcessCounter(initial)
 
     def queue(
-        self, maxsize: float = 0, *, buffer_size: int = DEFAULT_BUFFER_SIZE
+        self,
+        maxsize: float = 0,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        delivery: str = AT_MOST_ONCE,
+        in_flight: int = 64,
     ) -> ProcessQueue[Any]:
         """A new :class:`ProcessQueue` of at most ``maxsize`` items (0: no
-        bound) whose pickles share ``buffer_size`` bytes of shared memory."""
-        return ProcessQueue(maxsize, buffer_size=buffer_size)
+        bound) whose pickles share ``buffer_size`` bytes of shared memory.
+        ``delivery="at-least-once"`` delivers again an item whose taker died
+        before ``task_done()`` (at most ``in_flight`` taken at a time)."""
+        return ProcessQueue(
+            maxsize, buffer_size=buffer_size, delivery=delivery, in_flight=in_flight
+        )
 
     def _run(self, tasks: list[Task], timeout: float | None) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -228,6 +244,7 @@ class ProcessesRuntime(Runtime[Lock, Queue[Any]]):
             self._wait(children, deadline, timeout)
         finally:
             _stop(children)
+            redeliver_from_the_dead()
         return collect([t.name for t in tasks], [child.outcome or Outcome() for child in children])
 
     def _start(self, t: Task, children: list[_Child]) -> None:
@@ -275,6 +292,9 @@ class ProcessesRuntime(Runtime[Lock, Queue[Any]]):
                 if exited:
                     child.process.join()
                     child.finished = True
+                    # What it took from an at-least-once queue and did not
+                    # acknowledge goes to the others now, not when one looks.
+                    redeliver_from_the_dead()
                     if child.outcome is None:
                         child.outcome = _death(child.process.exitcode)
             if any(c.outcome is not None and c.outcome.failed for c in children):

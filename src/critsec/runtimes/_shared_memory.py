@@ -57,10 +57,13 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import pickle
 import struct
+import threading
+import weakref
 from multiprocessing import sharedctypes
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from . import _robust
 from ._core import (
@@ -68,11 +71,20 @@ from ._core import (
     NOT_EMPTY,
     NOT_FULL,
     BlockingQueue,
+    Steps,
     check_counter_value,
     check_maxsize,
 )
 
-__all__ = ["DEFAULT_BUFFER_SIZE", "ProcessCounter", "ProcessLock", "ProcessQueue"]
+__all__ = [
+    "AT_LEAST_ONCE",
+    "AT_MOST_ONCE",
+    "DEFAULT_BUFFER_SIZE",
+    "Delivery",
+    "ProcessCounter",
+    "ProcessLock",
+    "ProcessQueue",
+]
 
 #: Bytes of shared memory behind a queue unless told otherwise. Generous,
 #: and cheap: pages are only given memory when first written to, and the
@@ -205,16 +217,79 @@ class ProcessCounter:
 
 # -- the queue -----------------------------------------------------------------
 
-# Each item in the ring: its pickled length, then the pickle.
-_HEADER = struct.Struct("=Q")
+# Each item in the ring: its pickled length and its id, then the pickle.
+_HEADER = struct.Struct("=QQ")
 # Slots of the queue's state (each of its two copies).
-_HEAD = 0  # byte offset of the oldest item's header
-_USED = 1  # bytes taken by items (headers included)
-_COUNT = 2  # items in the queue
+_HEAD = 0  # byte offset of the oldest undelivered item's header
+_USED = 1  # bytes taken from the ring (headers included)
+_COUNT = 2  # undelivered items in the ring
 _UNFINISHED = 3  # items put and not yet marked done
 _SHUTDOWN = 4  # 1 once shut down
-_STATE_SLOTS = 5
+_RECLAIM = 5  # byte offset of the oldest record whose bytes are still needed
+_PENDING = 6  # bytes of delivered records not yet reclaimed (at-least-once)
+_NEXT_ID = 7  # the id the next put gives its item
+_READY = 8  # taken items whose taker died: delivered again before the ring's
+_FIXED_SLOTS = 9
+# At-least-once delivery: then a taken item keeps its bytes and a slot
+# until its taker acknowledges it (task_done) -- or dies.
+_OWNER_PID, _OWNER_TID, _OWNER_START, _ID, _DELIVERIES, _OFFSET = range(6)
+_SLOT = 6  # fields per slot; _OWNER_PID 0: a free slot, -1: ready to deliver again
 _CONDITIONS = (NOT_EMPTY, NOT_FULL, ALL_DONE)
+
+#: Delivery modes of a processes queue.
+AT_MOST_ONCE, AT_LEAST_ONCE = "at-most-once", "at-least-once"
+DELIVERIES = (AT_MOST_ONCE, AT_LEAST_ONCE)
+
+
+class Delivery(NamedTuple, Generic[T]):
+    """An item as ``get_delivery()`` hands it out: the item, its id (given
+    by ``put``, the same on every delivery) and how many times it has been
+    delivered, this time included (1 the first time; more when a taker
+    died before ``task_done()``)."""
+
+    item: T
+    id: int
+    deliveries: int
+
+
+def _start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), or None if it
+    is gone -- a zombie counts as gone: it will never acknowledge."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()
+    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+
+
+class _Me(threading.local):
+    """This thread, as an owner of taken items: (pid, thread id, start time
+    of its process) -- the start time tells a reused pid from its first owner."""
+
+    pid = 0
+
+    def who(self) -> tuple[int, int, int]:
+        pid = os.getpid()
+        if self.pid != pid:
+            self.pid, self.tid = pid, threading.get_native_id()
+            self.start = _start_time(pid) or 0
+        return self.pid, self.tid, self.start
+
+
+_me = _Me()
+#: The at-least-once queues alive in this process, for run() to tell them
+#: that a task process ended (its taken items are then delivered again).
+_redelivering: weakref.WeakSet[ProcessQueue[Any]] = weakref.WeakSet()
+
+
+def redeliver_from_the_dead() -> None:
+    """Give the items that dead processes took (and did not acknowledge)
+    back to every at-least-once queue of this process, waking getters."""
+    for queue in list(_redelivering):
+        with queue._mutex:
+            queue._redeliver()
 
 
 class _QueueMemory(ctypes.Structure):
@@ -228,7 +303,6 @@ class _QueueMemory(ctypes.Structure):
         ("sequence", ctypes.c_uint32 * len(_CONDITIONS)),
         ("waiters", ctypes.c_uint32 * len(_CONDITIONS)),
         ("active", ctypes.c_int64),  # which copy of the state is the committed one
-        ("state", ctypes.c_int64 * (2 * _STATE_SLOTS)),
         ("recoveries", ctypes.c_int64),  # operations a death interrupted
     ]
 
@@ -325,20 +399,50 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
 
     A process that dies inside a queue operation leaves it done or not
     begun (``recoveries`` counts such deaths); one that dies waiting leaves
-    nothing behind. An item a consumer took and had not finished with dies
-    with it, and stays counted in ``unfinished_tasks`` (so ``join()`` would
-    wait for it: use ``shutdown(immediate=True)`` or at-least-once delivery).
+    nothing behind.
+
+    **Delivery.** With ``delivery="at-most-once"`` (the default, as
+    ``queue.Queue``), an item a consumer took and had not finished with
+    dies with it, and stays counted in ``unfinished_tasks`` (so ``join()``
+    would wait for it). With ``delivery="at-least-once"``, a taken item is
+    only *lent* to the thread that took it until that thread calls
+    ``task_done()`` (its acknowledgement; ``task_done`` from a thread that
+    holds no item raises ``ValueError``); if the taker's process dies
+    first, the item is delivered again, before any other, to the next
+    getter. ``get_delivery()`` tells which delivery it is, so a consumer
+    can detect a duplicate (an item processed, then its consumer killed
+    before ``task_done``). At most ``in_flight`` items are lent at a time
+    (a getter waits for an acknowledgement past that), and their bytes
+    stay in the buffer until acknowledged. A death is noticed at once in
+    a ``run`` (the runtime tells the queue when a task process ends), and
+    otherwise when a getter finds nothing it can take.
     """
 
-    def __init__(self, maxsize: float = 0, *, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+    def __init__(
+        self,
+        maxsize: float = 0,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        delivery: str = AT_MOST_ONCE,
+        in_flight: int = 64,
+    ) -> None:
         self.maxsize = check_maxsize(maxsize)
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):
             raise TypeError(f"buffer_size must be an int, got {type(buffer_size).__name__}")
         if buffer_size <= _HEADER.size:
             raise ValueError(f"buffer_size must be > {_HEADER.size} bytes, got {buffer_size}")
+        if delivery not in DELIVERIES:
+            raise ValueError(
+                f"delivery must be one of {', '.join(map(repr, DELIVERIES))}, got {delivery!r}"
+            )
+        if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
+            raise ValueError(f"in_flight must be an int >= 1, got {in_flight!r}")
         self.buffer_size = buffer_size
+        self.delivery = delivery
+        self._slots = in_flight if delivery == AT_LEAST_ONCE else 0
         self._ring = _shared_bytes(buffer_size)
         self._memory = _shared(_QueueMemory)
+        self._state = sharedctypes.RawArray("q", 2 * (_FIXED_SLOTS + _SLOT * self._slots))
         _robust.Mutex(self._memory.mutex, create=True)
         self._attach()
 
@@ -351,11 +455,15 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         self._addresses = [base + 4 * i for i in range(len(_CONDITIONS))]
         self._conditions = {name: _Condition(self, i) for i, name in enumerate(_CONDITIONS)}
         self._view = memoryview(self._ring).cast("B")
-        self._local: list[int] = [0] * _STATE_SLOTS
+        self._size = _FIXED_SLOTS + _SLOT * self._slots
+        self._local: list[int] = [0] * self._size
         self._loaded: list[int] = self._local
+        self._last: tuple[int, int] = (0, 0)  # (id, count) of the last item _get took
+        if self._slots:
+            _redelivering.add(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        names = ("maxsize", "buffer_size", "_ring", "_memory")
+        names = ("maxsize", "buffer_size", "delivery", "_slots", "_ring", "_memory", "_state")
         return _rebuild_queue, (type(self), {name: self.__dict__[name] for name in names})
 
     # -- the transaction -------------------------------------------------------
@@ -370,8 +478,8 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
             memory.recoveries += 1
             for condition in self._conditions.values():
                 condition.wake()
-        start = memory.active * _STATE_SLOTS
-        self._loaded = memory.state[start : start + _STATE_SLOTS]
+        start = memory.active * self._size
+        self._loaded = self._state[start : start + self._size]
         self._local = self._loaded.copy()
 
     def _commit(self) -> None:
@@ -379,15 +487,14 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         if self._local != self._loaded:
             memory = self._memory
             other = 1 - memory.active
-            start = other * _STATE_SLOTS
-            memory.state[start : start + _STATE_SLOTS] = self._local
+            start = other * self._size
+            self._state[start : start + self._size] = self._local
             memory.active = other  # the commit
             self._loaded = self._local.copy()
 
     def _committed(self, slot: int) -> int:
         """A slot of the committed state, read without the mutex."""
-        memory = self._memory
-        return int(memory.state[memory.active * _STATE_SLOTS + slot])
+        return int(self._state[self._memory.active * self._size + slot])
 
     # -- pickling outside the mutex --------------------------------------------
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
@@ -414,7 +521,19 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         item: T = pickle.loads(super().get(block, timeout))
         return item
 
-    # -- storage: a ring of (length, pickle) records ---------------------------
+    def get_delivery(self, block: bool = True, timeout: float | None = None) -> Delivery[T]:
+        """``get()``, saying which item it is and which delivery: a
+        :class:`Delivery` ``(item, id, deliveries)``; ``deliveries`` is above 1 when
+        the item was taken before by a consumer that died without
+        ``task_done()`` (at-least-once delivery)."""
+        data, (ident, count) = self._drive(self._delivery_steps(block, timeout))
+        return Delivery(pickle.loads(data), ident, count)
+
+    def _delivery_steps(self, block: bool, timeout: float | None) -> Steps[tuple[bytes, Any]]:
+        data = yield from self._get_steps(block, timeout)
+        return data, self._last  # read under the mutex, as _get left it
+
+    # -- storage: a ring of (length, id, pickle) records -------------------------
     def _write(self, offset: int, data: bytes) -> None:
         first = min(len(data), self.buffer_size - offset)
         self._view[offset : offset + first] = data[:first] if first < len(data) else data
@@ -428,31 +547,131 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
             data += self._view[: n - first]
         return data
 
+    def _record(self, offset: int) -> tuple[int, bytes, int]:
+        """The record at ``offset``: its size in the ring, its item, its id."""
+        n, ident = _HEADER.unpack(self._read(offset, _HEADER.size))
+        return _HEADER.size + n, self._read((offset + _HEADER.size) % self.buffer_size, n), ident
+
     def _qsize(self) -> int:
-        return self._local[_COUNT]
+        return self._local[_COUNT] + self._local[_READY]
 
     def _put(self, item: bytes) -> None:
         # The bytes go where no committed state looks yet: until the commit
         # they are invisible, so a death here loses only this put.
-        state, size = self._local, self.buffer_size
-        self._write((state[_HEAD] + state[_USED]) % size, _HEADER.pack(len(item)) + item)
+        state = self._local
+        ident = state[_NEXT_ID]
+        state[_NEXT_ID] = ident + 1
+        tail = (state[_RECLAIM] + state[_USED]) % self.buffer_size
+        self._write(tail, _HEADER.pack(len(item), ident) + item)
         state[_USED] += _HEADER.size + len(item)
         state[_COUNT] += 1
 
-    def _get(self) -> bytes:
-        state, size = self._local, self.buffer_size
+    def _take(self) -> tuple[int, bytes, int]:
+        """Take the oldest undelivered record off the ring: its offset, item, id."""
+        state = self._local
         head = state[_HEAD]
-        (n,) = _HEADER.unpack(self._read(head, _HEADER.size))
-        item = self._read((head + _HEADER.size) % size, n)
+        size, item, ident = self._record(head)
         state[_COUNT] -= 1
-        if state[_COUNT]:
-            state[_HEAD] = (head + _HEADER.size + n) % size
-            state[_USED] -= _HEADER.size + n
+        state[_HEAD] = (head + size) % self.buffer_size
+        state[_PENDING] += size
+        return head, item, ident
+
+    def _get(self) -> bytes:
+        state = self._local
+        if not self._slots:  # at-most-once: the bytes are free at once
+            _, item, ident = self._take()
+            self._reclaim()
+            self._last = (ident, 1)
+            return item
+        ready = [i for i in self._slot_range() if state[i + _OWNER_PID] == -1]
+        if ready:  # a dead taker's item, delivered again before any other
+            i = min(ready, key=lambda i: state[i + _ID])
+            state[_READY] -= 1
+            _, item, ident = self._record(state[i + _OFFSET])
         else:
+            free = self._free_slot()
+            assert free is not None, "_available() promised a free slot"
+            i = free
+            offset, item, ident = self._take()
+            state[i + _ID], state[i + _OFFSET], state[i + _DELIVERIES] = ident, offset, 0
+        state[i + _OWNER_PID : i + _OWNER_START + 1] = _me.who()
+        state[i + _DELIVERIES] += 1
+        self._last = (ident, state[i + _DELIVERIES])
+        return item
+
+    def _reclaim(self) -> None:
+        """Free the ring bytes of delivered records that no slot still needs,
+        oldest first (a lent item holds its bytes, and those after it)."""
+        state, size = self._local, self.buffer_size
+        lent = {state[i + _OFFSET] for i in self._slot_range() if state[i + _OWNER_PID]}
+        while state[_PENDING] and state[_RECLAIM] not in lent:
+            n, _ = _HEADER.unpack(self._read(state[_RECLAIM], _HEADER.size))
+            state[_RECLAIM] = (state[_RECLAIM] + _HEADER.size + n) % size
+            state[_PENDING] -= _HEADER.size + n
+            state[_USED] -= _HEADER.size + n
+        if not state[_USED]:
             # Empty: start over at the front, so a queue whose consumers keep
             # up only ever touches its first pages and rarely wraps.
-            state[_HEAD] = state[_USED] = 0
-        return item
+            state[_HEAD] = state[_RECLAIM] = 0
+
+    # -- at-least-once: lent items, acknowledgements, the dead ------------------
+    def _slot_range(self) -> range:
+        return range(_FIXED_SLOTS, self._size, _SLOT)
+
+    def _free_slot(self) -> int | None:
+        state = self._local
+        return next((i for i in self._slot_range() if not state[i + _OWNER_PID]), None)
+
+    def _available(self) -> bool:
+        state = self._local
+        if not self._slots:
+            return bool(state[_COUNT])
+        if state[_READY] or (state[_COUNT] and self._free_slot() is not None):
+            return True
+        # Nothing to take: perhaps because a taker died.
+        return self._redeliver()
+
+    def _redeliver(self) -> bool:
+        """Make the items of dead takers ready to be delivered again; True
+        if some are ready now."""
+        state, found = self._local, False
+        for i in self._slot_range():
+            pid = state[i + _OWNER_PID]
+            if pid > 0 and _start_time(pid) != state[i + _OWNER_START]:
+                state[i + _OWNER_PID : i + _OWNER_START + 1] = (-1, 0, 0)
+                state[_READY] += 1
+                found = True
+        if found:
+            self._notify(NOT_EMPTY)
+        return bool(state[_READY])
+
+    def _task_done(self) -> None:
+        if self._slots:
+            state, me = self._local, list(_me.who())
+            mine = [
+                i for i in self._slot_range() if state[i + _OWNER_PID : i + _OWNER_START + 1] == me
+            ]
+            if not mine:
+                raise ValueError(
+                    "task_done() from a thread that holds no item: with at-least-once "
+                    "delivery, the thread that took an item acknowledges it"
+                )
+            i = min(mine, key=lambda i: state[i + _ID])
+            state[i : i + _SLOT] = [0] * _SLOT
+            self._reclaim()
+            self._notify(NOT_EMPTY)  # a getter may wait for a free slot
+            self._notify(NOT_FULL)  # and a putter for the bytes
+        super()._task_done()
+
+    def _discard(self) -> None:
+        state = self._local
+        ready = [i for i in self._slot_range() if state[i + _OWNER_PID] == -1]
+        if ready:
+            state[ready[0] : ready[0] + _SLOT] = [0] * _SLOT
+            state[_READY] -= 1
+        else:
+            self._take()
+        self._reclaim()
 
     def _full(self, item: bytes) -> bool:
         if super()._full(item):
@@ -497,6 +716,7 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
 
     def __repr__(self) -> str:
         return (
-            f"<ProcessQueue maxsize={self.maxsize} qsize={self._committed(_COUNT)} "
-            f"buffer_size={self.buffer_size}>"
+            f"<ProcessQueue maxsize={self.maxsize} "
+            f"qsize={self._committed(_COUNT) + self._committed(_READY)} "
+            f"buffer_size={self.buffer_size} delivery={self.delivery!r}>"
         )
