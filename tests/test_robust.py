@@ -446,3 +446,28 @@ def test_delivery_arguments_are_checked() -> None:
         rt.queue(delivery="exactly-once")
     with pytest.raises(ValueError, match="in_flight must be an int >= 1"):
         rt.queue(delivery="at-least-once", in_flight=0)
+
+
+def take_and_wait(q: Any, took: Any) -> None:
+    q.get()
+    took.set()
+    while True:
+        signal.pause()
+
+
+def test_a_shut_down_queue_still_hands_on_what_a_dead_taker_held(rt: ProcessesRuntime) -> None:
+    # Getters of a shut-down queue stop when nothing is left: an item lent
+    # to a taker that died after the shutdown is not "nothing".
+    q = rt.queue(delivery="at-least-once", buffer_size=4096)
+    q.put("job")
+    took = rt.context.Event()
+    taker = start(rt, take_and_wait, q, took)
+    assert took.wait(FOREVER)
+    q.shutdown()
+    os.kill(taker.pid, signal.SIGKILL)
+    assert finish(taker) == -signal.SIGKILL
+    assert q.get_delivery(block=False) == ("job", 0, 2)
+    q.task_done()
+    with pytest.raises(critsec.ShutDown):
+        q.get_nowait()
+    assert q.reclaim() == 0

@@ -191,6 +191,11 @@ class QueueCore(Generic[T]):
         a redelivering queue also needs room to track what was taken)."""
         return bool(self._qsize())
 
+    def _drained(self) -> bool:
+        """Nothing left for a getter of a shut-down queue (a redelivering
+        queue first takes back what dead takers held)."""
+        return not self._qsize()
+
     def _discard(self) -> None:
         """Drop the oldest item (``shutdown(immediate=True)``)."""
         self._get()
@@ -220,7 +225,7 @@ class QueueCore(Generic[T]):
 
     def _get_steps(self, block: bool, timeout: float | None) -> Steps[T]:
         deadline = check_timeout(block, timeout)
-        if self._is_shutdown and not self._qsize():
+        if self._is_shutdown and self._drained():
             raise ShutDown
         if not block:
             if not self._available():
@@ -231,7 +236,7 @@ class QueueCore(Generic[T]):
                 if left is not None and left <= 0:
                     raise Empty
                 yield NOT_EMPTY, left
-                if self._is_shutdown and not self._qsize():
+                if self._is_shutdown and self._drained():
                     raise ShutDown
         item = self._get()
         self._notify(NOT_FULL)

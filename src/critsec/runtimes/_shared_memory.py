@@ -288,8 +288,7 @@ def redeliver_from_the_dead() -> None:
     """Give the items that dead processes took (and did not acknowledge)
     back to every at-least-once queue of this process, waking getters."""
     for queue in list(_redelivering):
-        with queue._mutex:
-            queue._redeliver()
+        queue.reclaim()
 
 
 class _QueueMemory(ctypes.Structure):
@@ -631,6 +630,11 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         # Nothing to take: perhaps because a taker died.
         return self._redeliver()
 
+    def _drained(self) -> bool:
+        if self._slots:
+            self._redeliver()
+        return not self._qsize()
+
     def _redeliver(self) -> bool:
         """Make the items of dead takers ready to be delivered again; True
         if some are ready now."""
@@ -696,6 +700,16 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
     @_is_shutdown.setter
     def _is_shutdown(self, value: bool) -> None:
         self._local[_SHUTDOWN] = int(value)
+
+    def reclaim(self) -> int:
+        """At-least-once: make the items that dead takers held deliverable
+        again now, waking getters; return how many are waiting to be
+        delivered again. ``run()`` calls it whenever a task process ends; a
+        program that starts and kills its own processes calls it after a
+        death (otherwise it happens when a getter finds nothing to take)."""
+        with self._mutex:
+            self._redeliver()
+            return self._local[_READY]
 
     # -- read without the mutex --------------------------------------------------
     @property
