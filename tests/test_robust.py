@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import sys
 import types
 from typing import Any
@@ -196,7 +197,7 @@ def consume(q: Any, got: Any, k: int) -> None:
 
 def test_consumers_killed_at_any_line_lose_only_what_they_held(rt: ProcessesRuntime) -> None:
     rng = random.Random(11)
-    runs = 10 if rt.start_method == "spawn" else 50
+    runs = 50  # on spawn too: each run starts its processes afresh
     q = rt.queue(maxsize=500, buffer_size=4096)
     lost = kills = 0
     for _ in range(runs):
@@ -388,7 +389,7 @@ def test_at_least_once_loses_nothing_when_consumers_die_at_any_line(
     rt: ProcessesRuntime,
 ) -> None:
     rng = random.Random(13)
-    runs = 10 if rt.start_method == "spawn" else 50
+    runs = 50  # on spawn too: each run starts its processes afresh
     q = rt.queue(maxsize=100, buffer_size=4096, delivery="at-least-once", in_flight=4)
     kills = duplicates = redelivered = 0
     for run in range(runs):
@@ -479,3 +480,57 @@ def test_a_shut_down_queue_still_hands_on_what_a_dead_taker_held(rt: ProcessesRu
     with pytest.raises(critsec.ShutDown):
         q.get_nowait()
     assert q.reclaim() == 0
+
+
+INTERRUPTED_SCRIPT = """
+import os, signal, sys
+import critsec
+
+def hold(lock):
+    lock.acquire()
+    os.write(1, b"ready\\n")
+    signal.pause()
+
+def wait_for_item(q):
+    os.write(1, b"ready\\n")
+    q.get()
+
+def put_and_get(q):
+    q.put("again")
+    return q.get()
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    rt = critsec.runtime("processes", start_method=sys.argv[1])
+    lock, q = rt.lock(), rt.queue(maxsize=1)
+    try:
+        rt.run(critsec.task(hold, lock), critsec.task(wait_for_item, q))
+    except KeyboardInterrupt:
+        pass
+    got = lock.acquire(timeout=10)
+    q.put_nowait("parent")
+    print("usable", got, lock.owner_died, q.get_nowait(), rt.run(critsec.task(put_and_get, q)))
+"""
+
+
+def test_an_interrupted_run_leaves_its_primitives_usable(
+    rt: ProcessesRuntime, tmp_path: Any
+) -> None:
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED_SCRIPT)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), rt.start_method or "fork"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    try:
+        assert [parent.stdout.readline() for _ in range(2)] == ["ready\n", "ready\n"]
+        os.kill(parent.pid, signal.SIGINT)  # Ctrl-C, to the parent alone
+        out, _ = parent.communicate(timeout=FOREVER * 3)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    assert out == "usable True True parent ['again']\n"
+    assert parent.returncode == 0
