@@ -16,7 +16,9 @@ import importlib.util
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -573,12 +575,47 @@ def _usage_message(error: click.UsageError) -> str:
     return _one_line(message)
 
 
+class _Signalled(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C (``run`` stops its
+    children on the way out), then exit with 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum: int, frame: object) -> None:
+    raise _Signalled(signum)
+
+
+#: Signals that end the command as the shell expects (143, 129), after
+#: cleaning up, and the word for each.
+ENDING_SIGNALS = {signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``critsec`` command with ``argv`` (default: ``sys.argv[1:]``).
 
-    Returns the exit status; never raises for bad usage, failed tasks or
-    Ctrl-C -- it prints one line to stderr instead.
+    Returns the exit status; never raises for bad usage, failed tasks,
+    Ctrl-C (130), SIGTERM (143) or SIGHUP (129) -- it prints one line to
+    stderr instead.
     """
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in ENDING_SIGNALS:
+            if signal.getsignal(sig) == signal.SIG_DFL:  # an ignored one stays ignored
+                previous[sig] = signal.signal(sig, _raise_signalled)
+    try:
+        return _main(argv)
+    except _Signalled as ending:
+        click.echo(f"{PROG}: {ENDING_SIGNALS[signal.Signals(ending.signum)]}", err=True)
+        return 128 + ending.signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         status = cli.main(
             list(argv) if argv is not None else None, prog_name=PROG, standalone_mode=False

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import pickle
 import signal
 import time
@@ -42,6 +43,7 @@ from .._outcome import Outcome, collect
 from .._protocols import Lock, Queue
 from .._runtime import Runtime
 from .._task import Task, check_result
+from ._children import die_with_parent
 from ._shared_memory import (
     AT_MOST_ONCE,
     DEFAULT_BUFFER_SIZE,
@@ -80,8 +82,9 @@ def _failure_message(exc: BaseException, prefix: str = "") -> bytes:
     return pickle.dumps((_FAILED, error, prefix + outcome.summary, outcome.details))
 
 
-def _child_main(t: Task, conn: Connection) -> None:
+def _child_main(t: Task, conn: Connection, parent: int) -> None:
     """The body of each child process: run ``t``, send back how it ended."""
+    die_with_parent(parent)
     # Ctrl-C in a terminal signals the whole process group; only the parent
     # should react (it stops its children). SIGINT was blocked while this
     # process started, so none can have slipped in before this line.
@@ -251,7 +254,7 @@ class ProcessesRuntime(Runtime[Lock, Queue[Any]]):
         """Start ``t`` in a new process and add it to ``children``."""
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(  # type: ignore[attr-defined]
-            target=_child_main, args=(t, writer), name=t.name
+            target=_child_main, args=(t, writer, os.getpid()), name=t.name
         )
         try:
             with _sigint_blocked():
