@@ -611,8 +611,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"{PROG}: {ENDING_SIGNALS[signal.Signals(ending.signum)]}", err=True)
         return 128 + ending.signum
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _main(argv: Sequence[str] | None) -> int:
