@@ -196,4 +196,4 @@ def test_reprs_say_what_and_in_which_state() -> None:
     assert isinstance(processes, ProcessesRuntime)
     q = processes.queue(2, buffer_size=4096)
     q.put_nowait("x")
-    assert repr(q) == "<ProcessQueue maxsize=2 qsize=1 buffer_size=4096>"
+    assert repr(q) == ("<ProcessQueue maxsize=2 qsize=1 buffer_size=4096 delivery='at-most-once'>")

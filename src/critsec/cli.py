@@ -6,7 +6,8 @@ errors go to stderr as one line. Exit status: 0 when the run behaved as
 critsec promises, 1 when a promise was broken (a locked counter that is not
 exact, a pipeline that lost or duplicated an item, a demo step that failed,
 a schedule ``explore`` found breaking the user's invariant) or a task
-failed, 2 for bad usage, 130 on Ctrl-C.
+failed, 2 for bad usage, 130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP
+(each after stopping the tasks it started).
 """
 
 from __future__ import annotations

@@ -225,6 +225,10 @@ def counter_with_dying_holder(
         for i, (n, delta) in enumerate(plan)
     ]
     codes = [_join(w) for w in workers]
+    if not times[1]:  # the others had finished first: the next owner is this process
+        with lock:
+            if lock.owner_died:
+                times[1] = _now_ns()
     told = bool(times[1])
     return HolderKilledCounter(
         tasks=tasks,

@@ -58,11 +58,19 @@ def render_counter(results: list[CounterResult]) -> RenderableType:
     return table
 
 
-def render_pipeline(result: PipelineResult) -> RenderableType:
-    """A two-column table of one pipeline run."""
-    table = Table(title=f"pipeline: {result.runtime}", show_header=False)
+def _two_columns(title: str, rows: list[tuple[str, str]], ok: bool) -> RenderableType:
+    """A name-value table with a verdict at the bottom."""
+    table = Table(title=title, show_header=False)
     table.add_column(justify="left")
     table.add_column(justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    table.add_row("verdict", verdict(ok))
+    return table
+
+
+def render_pipeline(result: PipelineResult) -> RenderableType:
+    """A two-column table of one pipeline run."""
     rows = [
         ("producers / consumers", f"{result.producers} / {result.consumers}"),
         ("items produced", f"{result.produced:,}"),
@@ -73,10 +81,7 @@ def render_pipeline(result: PipelineResult) -> RenderableType:
         ("seconds", f"{result.seconds:.3f}"),
         ("items per second", f"{result.items_per_s:,.0f}"),
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    table.add_row("verdict", verdict(result.ok))
-    return table
+    return _two_columns(f"pipeline: {result.runtime}", rows, result.ok)
 
 
 def render_holder_killed(results: list[HolderKilledCounter]) -> RenderableType:
@@ -101,7 +106,8 @@ def render_holder_killed(results: list[HolderKilledCounter]) -> RenderableType:
         )
     table.caption = (
         "expected = 10 + every update that was made (the killed task's update under way "
-        "was read, not written); ms: from the death to the next owner holding the lock. "
+        "was read, not written); ms: from the death to the next owner holding the lock "
+        "(a surviving task, or this process if they had all finished). "
         f"ok in {sum(r.ok for r in results)} of {len(results)} trials."
     )
     return table
@@ -109,9 +115,6 @@ def render_holder_killed(results: list[HolderKilledCounter]) -> RenderableType:
 
 def render_pipeline_kills(result: PipelineKills) -> RenderableType:
     """A two-column table of a pipeline run whose consumers were killed."""
-    table = Table(title=f"pipeline: processes, {result.delivery}", show_header=False)
-    table.add_column(justify="left")
-    table.add_column(justify="right")
     rows = [
         ("producers / consumers", f"{result.producers} / {result.consumers}"),
         ("consumers killed (and replaced)", f"{result.killed}"),
@@ -122,10 +125,7 @@ def render_pipeline_kills(result: PipelineKills) -> RenderableType:
         ("redelivered", f"{result.redelivered:,}"),
         ("seconds", f"{result.seconds:.3f}"),
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    table.add_row("verdict", verdict(result.ok))
-    return table
+    return _two_columns(f"pipeline: processes, {result.delivery}", rows, result.ok)
 
 
 def render_demo_step(step: DemoStep) -> RenderableType:
