@@ -356,7 +356,8 @@ def pipeline_with_kills(
     for process in makers + takers:
         _join(process)
     seconds = time.perf_counter() - start
-    counts = collections.Counter(seen[:])
+    processed = seen[:]
+    counts = collections.Counter(processed)
     return PipelineKills(
         producers=producers,
         consumers=consumers,
@@ -364,7 +365,7 @@ def pipeline_with_kills(
         maxsize=maxsize,
         delivery=delivery,
         killed=killed,
-        consumed=sum(seen[:]),
+        consumed=sum(processed),
         lost=counts[0],
         duplicated=sum((n - 1) * k for n, k in counts.items() if n > 1),
         redelivered=redelivered.value,

@@ -565,33 +565,33 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         state[_USED] += _HEADER.size + len(item)
         state[_COUNT] += 1
 
-    def _take(self) -> tuple[int, bytes, int]:
-        """Take the oldest undelivered record off the ring: its offset, item, id."""
+    def _take(self) -> tuple[int, int, bytes, int]:
+        """Take the oldest undelivered record off the ring: its offset, its
+        size in the ring, its item, its id."""
         state = self._local
         head = state[_HEAD]
         size, item, ident = self._record(head)
         state[_COUNT] -= 1
         state[_HEAD] = (head + size) % self.buffer_size
         state[_PENDING] += size
-        return head, item, ident
+        return head, size, item, ident
 
     def _get(self) -> bytes:
         state = self._local
         if not self._slots:  # at-most-once: the bytes are free at once
-            _, item, ident = self._take()
-            self._reclaim()
+            _, size, item, ident = self._take()
+            self._free(size)
             self._last = (ident, 1)
             return item
-        ready = [i for i in self._slot_range() if state[i + _OWNER_PID] == -1]
-        if ready:  # a dead taker's item, delivered again before any other
-            i = min(ready, key=lambda i: state[i + _ID])
+        i = self._ready_slot()
+        if i is not None:  # a dead taker's item, delivered again before any other
             state[_READY] -= 1
             _, item, ident = self._record(state[i + _OFFSET])
         else:
             free = self._free_slot()
             assert free is not None, "_available() promised a free slot"
             i = free
-            offset, item, ident = self._take()
+            offset, _, item, ident = self._take()
             state[i + _ID], state[i + _OFFSET], state[i + _DELIVERIES] = ident, offset, 0
         state[i + _OWNER_PID : i + _OWNER_START + 1] = _me.who()
         state[i + _DELIVERIES] += 1
@@ -601,13 +601,18 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
     def _reclaim(self) -> None:
         """Free the ring bytes of delivered records that no slot still needs,
         oldest first (a lent item holds its bytes, and those after it)."""
-        state, size = self._local, self.buffer_size
+        state = self._local
         lent = {state[i + _OFFSET] for i in self._slot_range() if state[i + _OWNER_PID]}
         while state[_PENDING] and state[_RECLAIM] not in lent:
             n, _ = _HEADER.unpack(self._read(state[_RECLAIM], _HEADER.size))
-            state[_RECLAIM] = (state[_RECLAIM] + _HEADER.size + n) % size
-            state[_PENDING] -= _HEADER.size + n
-            state[_USED] -= _HEADER.size + n
+            self._free(_HEADER.size + n)
+
+    def _free(self, size: int) -> None:
+        """Give the ring back the oldest delivered record, ``size`` bytes."""
+        state = self._local
+        state[_RECLAIM] = (state[_RECLAIM] + size) % self.buffer_size
+        state[_PENDING] -= size
+        state[_USED] -= size
         if not state[_USED]:
             # Empty: start over at the front, so a queue whose consumers keep
             # up only ever touches its first pages and rarely wraps.
@@ -620,6 +625,14 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
     def _free_slot(self) -> int | None:
         state = self._local
         return next((i for i in self._slot_range() if not state[i + _OWNER_PID]), None)
+
+    def _ready_slot(self) -> int | None:
+        """The slot of the oldest item a dead taker held, if there is one."""
+        state = self._local
+        if not state[_READY]:
+            return None
+        ready = (i for i in self._slot_range() if state[i + _OWNER_PID] == -1)
+        return min(ready, key=lambda i: state[i + _ID])
 
     def _available(self) -> bool:
         state = self._local
@@ -669,9 +682,9 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
 
     def _discard(self) -> None:
         state = self._local
-        ready = [i for i in self._slot_range() if state[i + _OWNER_PID] == -1]
-        if ready:
-            state[ready[0] : ready[0] + _SLOT] = [0] * _SLOT
+        i = self._ready_slot()
+        if i is not None:
+            state[i : i + _SLOT] = [0] * _SLOT
             state[_READY] -= 1
         else:
             self._take()
