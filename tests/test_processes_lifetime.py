@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+import critsec
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
 #: How long the last child may take to go once its parent is gone.
@@ -123,3 +125,46 @@ def children_of(pid: int) -> list[int]:
             if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
                 found.append(int(entry))
     return found
+
+
+class _ParentsHandlerRan(Exception):
+    pass
+
+
+def _parents_handler(signum: int, frame: object) -> None:
+    raise _ParentsHandlerRan(signum)
+
+
+def signal_myself(sig: int) -> str:
+    os.kill(os.getpid(), sig)
+    return "still running"
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_task_ends_on_sigterm_whatever_handler_its_parent_had(method: str) -> None:
+    # The `critsec` command raises on SIGTERM; a forked task inherits that
+    # handler, and the parent's terminate() would then raise inside the task
+    # (or print a traceback from multiprocessing's start-up) instead of
+    # ending it.
+    previous = signal.signal(signal.SIGTERM, _parents_handler)
+    try:
+        rt = critsec.runtime("processes", start_method=method)
+        with pytest.raises(critsec.TaskError) as failure:
+            rt.run(critsec.task(signal_myself, signal.SIGTERM))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "killed by signal SIGTERM" in str(failure.value)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_task_keeps_an_ignored_sighup_and_drops_a_python_handler(method: str) -> None:
+    rt = critsec.runtime("processes", start_method=method)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        assert rt.run(critsec.task(signal_myself, signal.SIGHUP)) == ["still running"]
+        signal.signal(signal.SIGHUP, _parents_handler)
+        with pytest.raises(critsec.TaskError) as failure:
+            rt.run(critsec.task(signal_myself, signal.SIGHUP))
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert "killed by signal SIGHUP" in str(failure.value)

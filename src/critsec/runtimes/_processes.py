@@ -86,11 +86,19 @@ def _child_main(t: Task, conn: Connection, parent: int) -> None:
     """The body of each child process: run ``t``, send back how it ended."""
     die_with_parent(parent)
     # Ctrl-C in a terminal signals the whole process group; only the parent
-    # should react (it stops its children). SIGINT was blocked while this
-    # process started, so none can have slipped in before this line.
+    # should react (it stops its children). SIGTERM is how the parent stops
+    # a task: it must end the process, whatever handler a forked child
+    # inherited (the `critsec` command's, which would raise in the task, or
+    # print a traceback from multiprocessing's start-up code). A Python
+    # SIGHUP handler is the parent's business too; an ignored one stays
+    # ignored (nohup). These signals were blocked while this process
+    # started, so none can have slipped in before this line.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if callable(signal.getsignal(signal.SIGHUP)):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
     if _SIGMASK:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD_BACK)
     try:
         value = check_result(t.name, t.call())
     except BaseException as exc:  # reported to the caller of run()
@@ -136,16 +144,23 @@ def _death(exitcode: int | None) -> Outcome:
     return Outcome(summary=how)
 
 
+#: Signals held back while a child starts (see _signals_blocked).
+_HELD_BACK = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
 @contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Hold SIGINT back from this thread, and from processes it starts."""
+def _signals_blocked() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back from this thread, and from the
+    processes it starts."""
     # A child inherits the signal mask (through fork, and through exec for
-    # spawn), so it starts with SIGINT blocked until _child_main ignores it.
-    # A Ctrl-C meanwhile is delivered to the parent when this block ends.
+    # spawn), so it starts with them blocked until _child_main has set its
+    # own handlers. One sent meanwhile -- a Ctrl-C, the parent's terminate()
+    # -- is delivered when the block ends: in the parent, to its handler; in
+    # the child, to the child's own.
     if not _SIGMASK:  # pragma: no cover - Windows
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_BACK)
     try:
         yield
     finally:
@@ -239,7 +254,7 @@ class ProcessesRuntime(Runtime[Lock, Queue[Any]]):
         children: list[_Child] = []
         if _SIGMASK and self.context.get_start_method() != "fork":
             # Starting multiprocessing's resource tracker (on a first spawn)
-            # unblocks SIGINT as it ends; have it running before blocking.
+            # unblocks SIGINT and SIGTERM as it ends; have it running before blocking.
             resource_tracker.ensure_running()
         try:
             for t in tasks:
@@ -257,7 +272,7 @@ class ProcessesRuntime(Runtime[Lock, Queue[Any]]):
             target=_child_main, args=(t, writer, os.getpid()), name=t.name
         )
         try:
-            with _sigint_blocked():
+            with _signals_blocked():
                 process.start()
                 # Recorded before a held-back Ctrl-C can strike, or the child
                 # would escape _stop (and the parent would hang at exit,
