@@ -42,3 +42,8 @@ def collect(names: list[str], outcomes: list[Outcome]) -> list[Any]:
         errors[0].others = errors[1:]
         raise errors[0]
     return [outcome.value for outcome in outcomes]
+
+
+def overdue(timeout: float | None, unfinished: list[str]) -> TimeoutError:
+    """The error of a run that ran out of time: which tasks had not finished."""
+    return TimeoutError(f"tasks still running after {timeout} s: {', '.join(unfinished)}")

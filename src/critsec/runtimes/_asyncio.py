@@ -6,6 +6,13 @@ the others are cancelled). Inside async code, where ``run()`` would need a
 second event loop, ``await rt.run_async(...)`` does the same in the
 running loop.
 
+``run(timeout=...)`` is ``asyncio.timeout()`` around the tasks, backed by
+a watchdog (:mod:`critsec._watchdog`) for a task that never awaits and so
+blocks the loop: at the deadline it raises an exception inside that task
+(never inside these primitives or the loop's own machinery). ``run_async``
+relies on ``asyncio.timeout()`` alone: the loop is the caller's, and an
+exception thrown into it from outside could strike any of their code.
+
 The lock behaves like ``asyncio.Lock`` (``async with lock``,
 ``await lock.acquire()``), the queue like ``asyncio.Queue`` plus Python
 3.13's ``shutdown()`` on every Python; their algorithms are
@@ -29,13 +36,16 @@ they are not thread-safe: use them from the tasks of one loop at a time.
 from __future__ import annotations
 
 import asyncio
+import os
+import selectors
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .._outcome import Outcome, collect
+from .._outcome import Outcome, collect, overdue
 from .._protocols import AsyncLock, AsyncQueue
 from .._runtime import Runtime
 from .._task import Task
+from .._watchdog import Overtime, Watchdog
 from ._cooperative import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
 from ._core import LockCore, Steps
 
@@ -44,6 +54,15 @@ __all__ = ["AsyncioLock", "AsyncioQueue", "AsyncioRuntime"]
 T = TypeVar("T")
 
 Waiter = asyncio.Future[None]
+
+#: Code a run's watchdog does not interrupt (see critsec._watchdog): these
+#: primitives, the event loop (which would log and swallow the exception
+#: in a callback) and its selector.
+_SPARED = (
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), ""),
+    os.path.join(os.path.dirname(asyncio.__file__), ""),
+    selectors.__file__,
+)
 
 
 class Awaiting(Cooperative[Waiter]):
@@ -161,11 +180,26 @@ class AsyncioRuntime(Runtime[AsyncLock, AsyncQueue[Any]]):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self._gather(tasks, timeout))
-        raise RuntimeError(
-            "run() cannot start an event loop inside a running one: in async code write "
-            "`await rt.run_async(...)`"
-        )
+            pass
+        else:
+            raise RuntimeError(
+                "run() cannot start an event loop inside a running one: in async code write "
+                "`await rt.run_async(...)`"
+            )
+        finished: set[int] = set()
+        try:
+            # asyncio.timeout() ends a run whose tasks await; the watchdog
+            # interrupts a task that never does (it blocks the whole loop).
+            with Watchdog(timeout, spared=_SPARED):
+                return asyncio.run(self._gather(tasks, timeout, finished))
+        except BaseException as exc:
+            struck = isinstance(exc, Overtime) or (
+                isinstance(exc, BaseExceptionGroup) and exc.subgroup(Overtime) is not None
+            )
+            if struck:
+                unfinished = [t.name for i, t in enumerate(tasks) if i not in finished]
+                raise overdue(timeout, unfinished) from None
+            raise
 
     async def run_async(
         self, *tasks: Task | Callable[..., Any], timeout: float | None = None
@@ -179,12 +213,15 @@ class AsyncioRuntime(Runtime[AsyncLock, AsyncQueue[Any]]):
         ``timeout`` seconds passed.
         """
         prepared = self._prepare(tasks, timeout)
-        return await self._gather(prepared, timeout) if prepared else []
+        return await self._gather(prepared, timeout, set()) if prepared else []
 
-    async def _gather(self, tasks: list[Task], timeout: float | None) -> list[Any]:
+    async def _gather(
+        self, tasks: list[Task], timeout: float | None, finished: set[int]
+    ) -> list[Any]:
+        """Run ``tasks`` in the running loop; ``finished`` collects the
+        indexes of those that ended."""
         coroutines = start_tasks(tasks, "async")
         outcomes = [Outcome() for _ in tasks]
-        finished: set[int] = set()
 
         async def one(index: int, coroutine: Any) -> None:
             try:
@@ -202,8 +239,8 @@ class AsyncioRuntime(Runtime[AsyncLock, AsyncQueue[Any]]):
                     for index, (t, coroutine) in enumerate(zip(tasks, coroutines, strict=True)):
                         group.create_task(one(index, coroutine), name=t.name)
         except TimeoutError:
-            names = ", ".join(t.name for i, t in enumerate(tasks) if i not in finished)
-            raise TimeoutError(f"tasks still running after {timeout} s: {names}") from None
+            unfinished = [t.name for i, t in enumerate(tasks) if i not in finished]
+            raise overdue(timeout, unfinished) from None
         except BaseExceptionGroup:
             if not any(outcome.failed for outcome in outcomes):
                 raise

@@ -49,8 +49,15 @@ until the earliest one. When none has a deadline, nothing can ever wake
 them: ``run()`` raises :class:`~critsec.DeadlockError` saying who waits for
 what.
 
-Limits. A task that never yields cannot be interrupted, so
-``run(timeout=...)`` is checked at switch points only. Primitives serve the
+Timeouts. ``run(timeout=...)`` is checked at every switch point, and a
+task that never reaches one (``while True: pass``) is interrupted by a
+watchdog thread that raises an exception inside it at the deadline
+(:mod:`critsec._watchdog`); either way ``run()`` raises ``TimeoutError``
+naming the unfinished tasks, after closing them. A task blocked inside one
+C call (``time.sleep``, a socket read) is interrupted when that call
+returns.
+
+Limits. Primitives serve the
 tasks of one ``run()`` at a time, on one thread; they are not thread-safe.
 They may be created before ``run()`` and reused by later runs.
 
@@ -74,10 +81,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .._errors import DeadlockError, Wait
-from .._outcome import Outcome, collect
+from .._outcome import Outcome, collect, overdue
 from .._protocols import GeneratorLock, GeneratorQueue
 from .._runtime import Runtime
 from .._task import Task
+from .._watchdog import Overtime, Watchdog
 from ._cooperative import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
 from ._core import LockCore, Steps, clock, run_nowait
 
@@ -405,7 +413,13 @@ class CoroutinesRuntime(Runtime[GeneratorLock, GeneratorQueue[Any]]):
         outcomes = [Outcome() for _ in tasks]
         forgotten.watching += 1
         try:
-            self._schedule(live, outcomes, timeout)
+            try:
+                # The scheduler checks the time at switch points; the
+                # watchdog interrupts a task that never reaches one.
+                with Watchdog(timeout, spared=[_RUNTIMES_DIR]):
+                    self._schedule(live, outcomes, timeout)
+            except Overtime:
+                raise overdue(timeout, [running.name for running in live]) from None
             return collect([t.name for t in tasks], outcomes)
         except BaseException as exc:
             # Stop the unfinished tasks: GeneratorExit at their yield runs
@@ -431,8 +445,7 @@ class CoroutinesRuntime(Runtime[GeneratorLock, GeneratorQueue[Any]]):
         while live:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
-                names = ", ".join(running.name for running in live)
-                raise TimeoutError(f"tasks still running after {timeout} s: {names}")
+                raise overdue(timeout, [running.name for running in live])
             count = len(live)
             chosen: int | None
             if rng is None:

@@ -39,7 +39,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from .._outcome import Outcome, collect
+from .._outcome import Outcome, collect, overdue
 from .._protocols import Lock, Queue
 from .._runtime import Runtime
 from .._task import Task, check_result
@@ -295,8 +295,7 @@ class ProcessesRuntime(Runtime[Lock, Queue[Any]]):
         while pending := [c for c in children if not c.finished]:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                names = ", ".join(c.process.name for c in pending)
-                raise TimeoutError(f"tasks still running after {timeout} s: {names}")
+                raise overdue(timeout, [c.process.name for c in pending])
             # Read reports while children run: a large return value fills
             # the pipe, and its child cannot exit until it is read.
             readers = [c.reader for c in pending if c.reader_open]

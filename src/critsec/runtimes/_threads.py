@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, TypeVar
 
-from .._outcome import Outcome, collect
+from .._outcome import Outcome, collect, overdue
 from .._protocols import Lock, Queue
 from .._runtime import Runtime
 from .._task import Task, check_result
@@ -91,5 +91,5 @@ class ThreadsRuntime(Runtime[Lock, Queue[Any]]):
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         alive = [t.name for t, thread in zip(tasks, threads, strict=True) if thread.is_alive()]
         if alive:
-            raise TimeoutError(f"tasks still running after {timeout} s: {', '.join(alive)}")
+            raise overdue(timeout, alive)
         return collect([t.name for t in tasks], outcomes)
