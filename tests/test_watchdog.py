@@ -77,6 +77,23 @@ def test_the_block_ending_disarms_it() -> None:
     assert not watchdog.fired
 
 
+def _bump(state: dict[str, int]) -> None:
+    state["n"] += 1
+
+
+def test_a_fired_watchdog_leaves_the_interpreter_as_it_was() -> None:
+    # Once withdrawn through the C API, a request left Python 3.11's
+    # interpreter-wide "exception pending" flag set for good, and the next
+    # exploration of thread tasks hung.
+    with pytest.raises(Overtime), Watchdog(0.01):
+        while True:
+            pass
+    result = critsec.explore(
+        lambda: {"n": 0}, [_bump, _bump], lambda s: s["n"] == 2, strategy="dfs"
+    )
+    assert result.failed and result.kind == "invariant"
+
+
 # -- the runtimes ---------------------------------------------------------------
 
 

@@ -36,8 +36,8 @@ Limits, stated plainly:
 * So callers catch it around the whole block and treat it as the timeout,
   wherever it struck.
 
-Leaving the block disarms the watchdog and withdraws an exception that was
-requested but not yet raised, so ``Overtime`` never escapes later.
+Leaving the block disarms the watchdog and takes in an exception that was
+requested but not raised yet, so ``Overtime`` never strikes after it.
 """
 
 from __future__ import annotations
@@ -59,12 +59,15 @@ class Overtime(BaseException):
     """
 
 
-def _raise_in(thread: int, exception: type[BaseException] | None) -> None:
-    """Have ``exception`` raised in thread ``thread`` (None: withdraw a
-    request not yet acted on). The GIL is held: pythonapi is a PyDLL."""
-    # Without argtypes, ctypes passes None as NULL, which is what withdraws.
-    arg = None if exception is None else ctypes.py_object(exception)
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), arg)
+def _raise_in(thread: int, exception: type[BaseException]) -> None:
+    """Have ``exception`` raised in thread ``thread``. The GIL is held
+    throughout: ``pythonapi`` is a ``PyDLL``."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), ctypes.py_object(exception))
+
+
+def _check_point() -> None:
+    """A call: the interpreter raises a pending asynchronous exception at
+    the start of any Python function, so it strikes here if one waits."""
 
 
 class Watchdog:
@@ -123,8 +126,14 @@ class Watchdog:
             return
         with self._guard:
             self._armed = False
-            if self.fired:
-                # Requested but perhaps not raised yet: withdraw it, so that
-                # it cannot strike the caller's code after the block.
-                _raise_in(self._target, None)
+            fired = self.fired
         self._stop.set()
+        if fired and exc_type is not Overtime:
+            # Requested, but perhaps not raised yet: let it strike here, where
+            # it is expected, rather than in the caller's code after the
+            # block. (Withdrawing it through the C API instead would leave
+            # Python 3.11's interpreter-wide "pending" flag set for good.)
+            try:
+                _check_point()
+            except Overtime:
+                pass
