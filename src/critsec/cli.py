@@ -31,6 +31,8 @@ from rich.console import Console
 import critsec
 from critsec import explorer, lab
 from critsec._task import common_kind
+from critsec._watchdog import Overtime, Watchdog
+from critsec.explorer._exits import ProcessExit, ProcessExitsRefused
 from critsec.explorer._scheduler import decode_schedule
 from critsec.explorer._trace import summary
 from critsec.lab._progress import progress
@@ -352,9 +354,37 @@ SCENARIO_PARTS = ("setup", "tasks", "invariant")
 Scenario = tuple[Callable[[], Any], list[Callable[..., Any]], Callable[[Any], bool]]
 
 
-def _import_target(target: str) -> ModuleType:
+#: Seconds a scenario's module may take to import (``--import-timeout``).
+IMPORT_TIMEOUT = 30.0
+
+
+def _import_target(target: str, timeout: float = IMPORT_TIMEOUT) -> ModuleType:
     """The user's file (``path/to/file.py``) or module (``package.module``),
-    imported as ``python file.py`` / ``python -m module`` would find it."""
+    imported as ``python file.py`` / ``python -m module`` would find it.
+
+    A module that exits the process while it is imported (``sys.exit()``,
+    ``os._exit()``), or does not finish within ``timeout`` seconds, is a
+    one-line usage error, never a silent exit. The time limit is a watchdog
+    (:mod:`critsec._watchdog`): a loop is interrupted; one long C call
+    (``time.sleep``, ``input()``) only once it returns."""
+    try:
+        with ProcessExitsRefused(), Watchdog(timeout):
+            return _import(target)
+    except Overtime:
+        raise click.UsageError(
+            f"importing {target} took more than {timeout:g} s: does it run forever at import? "
+            "(move the work into a function, under `if __name__ == '__main__':`, or raise "
+            "--import-timeout)"
+        ) from None
+    except SystemExit as exit:
+        how = exit.call if isinstance(exit, ProcessExit) else _exception_line(exit)
+        raise click.UsageError(
+            f"{target} ends the process while being imported ({how}): "
+            "move that under `if __name__ == '__main__':`"
+        ) from None
+
+
+def _import(target: str) -> ModuleType:
     try:
         if not (target.endswith(".py") or "/" in target or os.sep in target):
             sys.path.insert(0, os.getcwd())  # as `python -m` does
@@ -399,7 +429,7 @@ def _parts(value: Any) -> tuple[Any, Any, Any] | None:
     return None
 
 
-def _load_scenario(spec: str) -> Scenario:
+def _load_scenario(spec: str, import_timeout: float = IMPORT_TIMEOUT) -> Scenario:
     """The scenario ``FILE_OR_MODULE:NAME`` names, checked. Raises
     ``click.UsageError`` (one line) for anything that is not one.
 
@@ -410,7 +440,7 @@ def _load_scenario(spec: str) -> Scenario:
     target, colon, name = spec.rpartition(":")
     if not colon or not target or not name:
         raise click.UsageError(f"the scenario must be FILE_OR_MODULE:NAME, got {spec!r}")
-    value: Any = _import_target(target)
+    value: Any = _import_target(target, import_timeout)
     for attribute in name.split("."):
         if not hasattr(value, attribute):
             raise click.UsageError(f"{target} has no {name!r}")
@@ -448,6 +478,16 @@ def _strategy_name(ctx: click.Context, param: click.Parameter, value: str | None
     return value
 
 
+def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise click.BadParameter(f"must be a number of seconds, got {value!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise click.BadParameter(f"must be a positive number of seconds, got {value}")
+    return seconds
+
+
 def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
         try:
@@ -482,6 +522,14 @@ def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     callback=_token,
     help="Run only this schedule: the token a failure printed.",
 )
+@click.option(
+    "--import-timeout",
+    metavar="SECONDS",
+    callback=_seconds,
+    default=str(IMPORT_TIMEOUT),
+    show_default=True,
+    help="Give up on a scenario whose module takes longer to import.",
+)
 @_json_option
 def explore_command(
     scenario: str,
@@ -489,6 +537,7 @@ def explore_command(
     schedules: int | None,
     seed: int | None,
     token: str | None,
+    import_timeout: float,
     as_json: bool,
 ) -> int:
     """Search the interleavings of a scenario for one that breaks it.
@@ -514,7 +563,7 @@ def explore_command(
 
     `critsec explore racy.py:scenario` shows the lost update.
     """
-    setup, tasks, invariant = _load_scenario(scenario)
+    setup, tasks, invariant = _load_scenario(scenario, import_timeout)
     if token is not None:
         given = [
             f"--{n}"
@@ -541,9 +590,10 @@ def explore_command(
         raise click.UsageError(f"--replay: {error}") from None
     except critsec.CritsecError:
         raise  # an exploration limit: main() says which in one line
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         # A task's exception is a finding, reported in the trace; this one
-        # came from setup() or the like, outside any schedule's tasks.
+        # came from setup() or the like, outside any schedule's tasks (and a
+        # sys.exit() there must not pass for the command's own exit).
         raise click.ClickException(
             f"the scenario failed outside its tasks: {_exception_line(error)}"
         ) from None

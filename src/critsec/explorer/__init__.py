@@ -6,6 +6,7 @@ On CPython 3.10+ the GIL switches threads so rarely that a stress test of
 of the scheduler instead and searches the interleavings deterministically.
 """
 
+from ._exits import ProcessExit
 from ._explore import GRANULARITIES, Result, explore, replay
 from ._pytest import check
 from ._scheduler import STRATEGIES, ExplorationLimit, ReplayMismatch
@@ -16,6 +17,7 @@ __all__ = [
     "STRATEGIES",
     "Event",
     "ExplorationLimit",
+    "ProcessExit",
     "ReplayMismatch",
     "Result",
     "check",

@@ -213,6 +213,12 @@ class ExploredLoop(asyncio.SelectorEventLoop):
             self.recorder.record(Event(column, "wake", text, where, source))
         try:
             self.tracer.run(column, run)
+        except SystemExit:
+            # asyncio lets a task's SystemExit (sys.exit(), a refused
+            # os._exit: see _exits) out of the loop; the task holds it as its
+            # exception, a failure like any other.
+            if not task.done():
+                raise
         finally:
             self.running = None
         if task.done():
@@ -282,6 +288,9 @@ class ExploredLoop(asyncio.SelectorEventLoop):
                 self.run_until_complete(self.finished)
         except _Deadlock:
             return self._deadlock()
+        except SystemExit as exc:  # from a callback, not a task: still no pass
+            line, detail = describe_exception(exc)
+            return RunOutcome("exception", f"the event loop raised {line}", detail)
         return self.failure or self._unretrieved() or RunOutcome()
 
     def _unretrieved(self) -> RunOutcome | None:

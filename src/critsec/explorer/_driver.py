@@ -11,6 +11,7 @@ and finally checks ``invariant(state)``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import traceback
 from collections.abc import Callable, Sequence
@@ -46,21 +47,24 @@ def task_names(tasks: Sequence[Callable[..., Any]]) -> tuple[str, ...]:
 
 
 _EXPLORER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+#: What calls a task: the explorer, and asyncio's loop (a SystemExit leaves
+#: the loop through it: see _asyncio).
+_CALLERS = (_EXPLORER, os.path.join(os.path.dirname(asyncio.__file__), ""))
 
 
 def describe_exception(exc: BaseException) -> tuple[str, str]:
     """(one line, full traceback) for an exception raised by a task. The
-    traceback starts at the user's code: the driver frames that called the
-    task are left out."""
+    traceback shows the user's code: the driver frames that called the task,
+    and the explorer's own frames that raised on the task's behalf (a
+    refused ``os._exit``), are left out."""
     line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    tb = exc.__traceback__
-    while (
-        tb is not None
-        and tb.tb_next is not None
-        and tb.tb_frame.f_code.co_filename.startswith(_EXPLORER)
-    ):
-        tb = tb.tb_next
-    return line, "".join(traceback.format_exception(type(exc), exc, tb))
+    shown = traceback.TracebackException.from_exception(exc)
+    stack = shown.stack
+    first = next((i for i, f in enumerate(stack) if not f.filename.startswith(_CALLERS)), None)
+    if first is not None:
+        last = max(i for i, f in enumerate(stack) if not f.filename.startswith(_EXPLORER))
+        shown.stack = traceback.StackSummary.from_list(stack[first : last + 1])
+    return line, "".join(shown.format())
 
 
 class Driver:

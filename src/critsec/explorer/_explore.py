@@ -13,6 +13,7 @@ from typing import Any
 
 from .._task import common_kind
 from ._driver import Driver, RunOutcome, task_names
+from ._exits import ProcessExitsRefused
 from ._scheduler import (
     ReplayStrategy,
     Scheduler,
@@ -42,9 +43,11 @@ class Result:
     """What ``explore`` (or ``replay``) found.
 
     ``failed`` and ``kind`` (``"invariant"``, ``"exception"``,
-    ``"deadlock"``, or None); ``schedules`` run; ``exhausted``: every
-    schedule within the bound was tried (``dfs`` only), so a pass is a proof
-    within that bound; ``schedule``: the replay token of the failing
+    ``"deadlock"``, or None; a task that would end the process --
+    ``sys.exit()``, ``os._exit()``, a fatal signal to itself -- is an
+    ``"exception"``: :class:`~critsec.explorer.ProcessExit`); ``schedules``
+    run; ``exhausted``: every schedule within the bound was tried (``dfs``
+    only), so a pass is a proof within that bound; ``schedule``: the replay token of the failing
     schedule (None on a pass); ``trace``: that schedule for people;
     ``seed``: the seed used (pass it back to see the same schedules).
     """
@@ -130,7 +133,8 @@ def _search(
         strategy.begin(rng)
         scheduler = Scheduler(strategy, max_steps)
         recorder = Recorder()
-        outcome: RunOutcome = driver.run(setup, tasks, invariant, scheduler, recorder)
+        with ProcessExitsRefused():  # os._exit in a task: a failure, not the end
+            outcome: RunOutcome = driver.run(setup, tasks, invariant, scheduler, recorder)
         if outcome.kind is not None:
             events = tuple(recorder.events)
             return Result(

@@ -457,7 +457,7 @@ class GeneratorDriver(Driver):
                 recorder.record(Event(choice, "return", f"returns {short(stop.value)}"))
                 live.remove(running)
                 continue
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() too: see _exits
                 return self._failed(running, exc, recorder, tracer, live)
             where, source = user_position(suspended_frames(running.generator))
             if request is None:
