@@ -22,6 +22,8 @@ RUNTIME_PARAMS = {
     "processes-spawn": ("processes", {"start_method": "spawn"}),
     "coroutines": ("coroutines", {}),
     "asyncio": ("asyncio", {}),
+    # A private server, started once for the session (critsec.runtime("redis")).
+    "redis": ("redis", {}),
 }
 
 MUTANT = os.environ.get("CRITSEC_MUTANT") or None

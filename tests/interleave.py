@@ -134,22 +134,48 @@ class ProcessProbe:
                 return True
             if state != ANNOUNCED:
                 return False
-            try:
-                letter, threads = process_state(int(self._pid.value))
-            except FileNotFoundError:  # exited: it must have got past
-                return False
-            if threads != 1:
-                raise AssertionError(
-                    f"process {self._pid.value} runs {threads} threads: its state says "
-                    "nothing about where it waits"
-                )
-            if letter == "S":
+            if self._blocked(int(self._pid.value)):
                 result.append(True)
                 return True
             return False
 
         _poll(settled, "the probed process blocks or gets past its operation")
         return result[0]
+
+    def _blocked(self, pid: int) -> bool:
+        """Is process ``pid``, which announced, blocked in the operation now?"""
+        try:
+            letter, threads = process_state(pid)
+        except FileNotFoundError:  # exited: it must have got past
+            return False
+        if threads != 1:
+            raise AssertionError(
+                f"process {pid} runs {threads} threads: its state says nothing about where it waits"
+            )
+        return letter == "S"
+
+
+class RedisProbe(ProcessProbe):
+    """A probe for the redis runtime's tasks: there a process sleeps in the
+    kernel at every round trip to the server, so ``S`` says nothing.
+    Blocked means what the server says instead: the process's connection
+    is blocked in a blocking command (``CLIENT LIST`` flag ``b``), which
+    critsec issues only to wait for a hand-over."""
+
+    def __init__(self, context: Any, url: str) -> None:
+        super().__init__(context)
+        self._url = url
+
+    def _blocked(self, pid: int) -> bool:
+        import redis
+
+        from critsec.runtimes._redis import client_name
+
+        with redis.Redis.from_url(self._url) as client:
+            return any(
+                entry["name"] == client_name(pid) and "b" in entry["flags"]
+                for entry in client.client_list()
+            )
 
 
 # -- pausing inside counter.add ----------------------------------------------------------
@@ -158,11 +184,11 @@ class ProcessProbe:
 class AddControl:
     """The shared state of :func:`add_at_every_line`'s two processes."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, other: ProcessProbe) -> None:
         self.turn = context.Semaphore(0)  # P paused (or finished): Q's turn
         self.done = context.Semaphore(0)  # Q's add returned
         self.stop = context.RawValue("q", 0)  # P ran out of line events
-        self.other = ProcessProbe(context)  # Q, around its add
+        self.other = other  # Q, around its add
 
 
 @dataclass(frozen=True)
@@ -248,11 +274,12 @@ def interloping_adder(counter: Any, ctl: AddControl, delta: int) -> int:
 
 
 def add_at_every_line(rt: Any, counter: Any, timeout: float = 60) -> list[Round]:
-    """Run P (adds 1) and Q (adds 2) on ``rt`` (the processes runtime), Q
-    trying its ``add`` at every line of P's; return the rounds."""
+    """Run P (adds 1) and Q (adds 2) on ``rt`` (the processes or redis
+    runtime), Q trying its ``add`` at every line of P's; return the rounds."""
     import critsec
 
-    ctl = AddControl(rt.context)
+    other = RedisProbe(rt.context, rt.url) if rt.name == "redis" else ProcessProbe(rt.context)
+    ctl = AddControl(rt.context, other)
     rounds, interloped = rt.run(
         critsec.task(pausing_adder, counter, ctl, 1),
         critsec.task(interloping_adder, counter, ctl, 2),

@@ -16,11 +16,14 @@ for every runtime where it means something, in that runtime's style:
                              nobody releases when its holder dies
 ``queue-wakes-one``          a wake-up wakes one waiter (it may die before it acts)
 ``queue-forgets-the-dead``   at-least-once: a dead taker's item is never redelivered
+``hands-to-the-dead``        redis: a hand-over goes to the first waiter, dead or alive
 ===========================  ====================================================
 
-The last three are faults of the processes runtime, whose tasks can die
-alone; ``tests/test_robust.py`` (real kills) is the part of the suite that
-sees them.
+The last four are faults of the runtimes whose tasks can die alone
+(processes, redis); ``tests/test_robust.py`` and ``tests/test_redis.py``
+(real kills) are the part of the suite that sees them. On redis, most
+breaks are made in the Lua scripts themselves (:class:`RedisScriptPatch`):
+that is where its primitives' logic lives.
 
 ``activate(name)`` swaps the mutant into the public factories: it replaces
 the runtime classes' ``lock()`` / ``counter()`` / ``queue()`` methods
@@ -44,11 +47,14 @@ Where a mutant does not apply, :data:`MUTANTS` says why instead.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, ClassVar
 
 import critsec
+from critsec.runtimes import _redis_scripts
 from critsec.runtimes._core import NOT_EMPTY
+from critsec.runtimes._redis import RedisCounter, RedisLock, RedisQueue
 from critsec.runtimes._shared_memory import _READY
 
 _THREADS: Any = critsec.runtime("threads")
@@ -332,6 +338,112 @@ class ProcessQueueForgettingTheDead(_ProcessQueue):  # type: ignore[misc]
 
 _ALONE = "a task here cannot die alone: it shares its process with the others"
 
+
+# -- redis: broken Python, and broken Lua -----------------------------------------------------
+
+
+class RedisLockExcludingNothing(RedisLock):
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+class RedisLockIgnoringTimeout(RedisLock):
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return super().acquire(blocking)
+
+
+class RedisCounterReadingThenWriting(RedisCounter):
+    def add(self, delta: int, *, token: int | None = None) -> int:
+        new = self.value + delta
+        self.value = new
+        return new
+
+
+class RedisQueueLosing(RedisQueue[Any]):
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        self._puts = getattr(self, "_puts", 0) + 1
+        if self._puts % 100:
+            super().put(item, block, timeout)
+
+
+class RedisQueueDuplicating(RedisQueue[Any]):
+    def get_delivery(self, block: bool = True, timeout: float | None = None) -> Any:
+        got = super().get_delivery(block, timeout)
+        if not getattr(self, "_duplicated", False):
+            self._duplicated = True
+            try:
+                super().put_nowait(got.item)
+            except critsec.Full:
+                pass
+        return got
+
+
+#: script name -> (old Lua, new Lua) pairs.
+Patches = dict[str, tuple[tuple[str, str], ...]]
+
+
+class RedisScriptPatch:
+    """Mixin: run the primitive's scripts with Lua text replaced
+    (``PATCHES``: script name -> (old, new) pairs; each old text must be
+    there, or the mutant would silently break nothing)."""
+
+    PATCHES: ClassVar[Patches] = {}
+    _registered: ClassVar[dict[tuple[int, str, str], Any]] = {}
+
+    def _run(self, script: str, *args: Any) -> Any:
+        patches = self.PATCHES.get(script)
+        if not patches:
+            return super()._run(script, *args)  # type: ignore[misc]
+        sources = {"lock": _redis_scripts.LOCK, "queue": _redis_scripts.QUEUE}
+        source = sources[self.kind][script]  # type: ignore[attr-defined]
+        for old, new in patches:
+            assert old in source, f"mutant patch not applicable to {script}: {old!r}"
+            source = source.replace(old, new)
+        connection = self._redis  # type: ignore[attr-defined]
+        key = (os.getpid(), connection.url, source)
+        if key not in self._registered:
+            self._registered[key] = connection.client.register_script(source)
+        with connection.errors():
+            return self._registered[key](keys=[self._base], args=args)  # type: ignore[attr-defined]
+
+
+class RedisQueueNotWaking(RedisScriptPatch, RedisQueue[Any]):
+    PATCHES: ClassVar[Patches] = {"shutdown": (("wake_all('getters', 'shutdown')", ""),)}
+
+
+_NO_LEASE = (
+    ("redis.call('SET', k('owner'), who, 'PX', lease)", "redis.call('SET', k('owner'), who)"),
+)
+
+
+class RedisLockWithoutLease(RedisScriptPatch, RedisLock):
+    """The owner key never expires (and a renewal gives it no expiry): a
+    dead holder keeps the lock for good."""
+
+    PATCHES: ClassVar[Patches] = {
+        "acquire": _NO_LEASE,
+        "release": _NO_LEASE,
+        "renew": (("redis.call('PEXPIRE', k('owner'), ARGV[2])", ""),),
+    }
+
+
+_TO_THE_DEAD = (("if alive(who, now) then return who end", "do return who end"),)
+
+
+class RedisLockHandingToTheDead(RedisScriptPatch, RedisLock):
+    PATCHES: ClassVar[Patches] = {"release": _TO_THE_DEAD}
+
+
+class RedisQueueForgettingTheDead(RedisScriptPatch, RedisQueue[Any]):
+    PATCHES: ClassVar[Patches] = {
+        name: (("local function reap(now)\n", "local function reap(now)\n  do return 0 end\n"),)
+        for name in ("get", "state", "reclaim")
+    }
+
+
 # -- the table ------------------------------------------------------------------------------
 
 #: How a factory's product becomes the mutant: a class to turn it into
@@ -345,6 +457,7 @@ MUTANTS: dict[str, dict[str, tuple[str, Change] | str]] = {
         "processes": ("lock", ProcessLockExcludingNothing),
         "coroutines": ("lock", CoroutineLockExcludingNothing),
         "asyncio": ("lock", AsyncioLockExcludingNothing),
+        "redis": ("lock", RedisLockExcludingNothing),
     },
     "add-read-then-write": {
         "threads": ("counter", ThreadCounterReadingThenWriting),
@@ -353,24 +466,28 @@ MUTANTS: dict[str, dict[str, tuple[str, Change] | str]] = {
         "(no yield inside add)",
         "asyncio": "equivalent mutant: nothing can switch between the read and the write "
         "(no await inside add)",
+        "redis": ("counter", RedisCounterReadingThenWriting),
     },
     "queue-loses-1-in-100": {
         "threads": ("queue", ThreadQueueLosing),
         "processes": ("queue", ProcessQueueLosing),
         "coroutines": ("queue", CoroutineQueueLosing),
         "asyncio": ("queue", AsyncioQueueLosing),
+        "redis": ("queue", RedisQueueLosing),
     },
     "queue-duplicates-one": {
         "threads": ("queue", ThreadQueueDuplicating),
         "processes": ("queue", ProcessQueueDuplicating),
         "coroutines": ("queue", CoroutineQueueDuplicating),
         "asyncio": ("queue", AsyncioQueueDuplicating),
+        "redis": ("queue", RedisQueueDuplicating),
     },
     "shutdown-no-wake": {
         "threads": ("queue", ThreadQueueNotWaking),
         "processes": ("queue", ProcessQueueNotWaking),
         "coroutines": ("queue", CoroutineQueueNotWaking),
         "asyncio": ("queue", AsyncioQueueNotWaking),
+        "redis": ("queue", RedisQueueNotWaking),
     },
     "acquire-ignores-timeout": {
         "threads": ("lock", ThreadLockIgnoringTimeout),
@@ -378,24 +495,37 @@ MUTANTS: dict[str, dict[str, tuple[str, Change] | str]] = {
         "coroutines": ("lock", CoroutineLockIgnoringTimeout),
         "asyncio": "asyncio's lock takes no timeout (like asyncio.Lock): a timeout is "
         "asyncio.timeout() around acquire(), i.e. cancellation",
+        "redis": ("lock", RedisLockIgnoringTimeout),
     },
     "lock-stuck-when-holder-dies": {
         "threads": _ALONE,
         "processes": ("lock", ProcessLockStuckWhenHolderDies),
         "coroutines": _ALONE,
         "asyncio": _ALONE,
+        "redis": ("lock", RedisLockWithoutLease),
     },
     "queue-wakes-one": {
         "threads": _ALONE,
         "processes": ("queue", ProcessQueueWakingOne),
         "coroutines": _ALONE,
         "asyncio": _ALONE,
+        "redis": "nothing is woken to race for an item: it is handed to one live waiter "
+        "(hands-to-the-dead is the fault of that)",
     },
     "queue-forgets-the-dead": {
         "threads": _ALONE,
         "processes": ("queue", ProcessQueueForgettingTheDead),
         "coroutines": _ALONE,
         "asyncio": _ALONE,
+        "redis": ("queue", RedisQueueForgettingTheDead),
+    },
+    "hands-to-the-dead": {
+        "threads": _ALONE,
+        "processes": "nothing is handed over: the kernel wakes waiters, who take the lock "
+        "or the item themselves",
+        "coroutines": _ALONE,
+        "asyncio": _ALONE,
+        "redis": ("lock", RedisLockHandingToTheDead),
     },
 }
 

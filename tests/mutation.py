@@ -1,9 +1,10 @@
 """The standing mutation check: can the behavioural suite see broken primitives?
 
-Runs ``tests/test_primitives.py`` and ``tests/test_robust.py`` once as they
-are (they must pass) and once with each mutant of ``tests/mutants.py``
-swapped into the runtimes (``CRITSEC_MUTANT=<name>``; the mutants of a
-death against both files, the others against the first), each in its own
+Runs ``tests/test_primitives.py``, ``tests/test_redis.py`` and
+``tests/test_robust.py`` once as they are (they must pass) and once with
+each mutant of ``tests/mutants.py`` swapped into the runtimes
+(``CRITSEC_MUTANT=<name>``; the mutants of a death against all three
+files, the others against the first two), each in its own
 ``pytest`` subprocess, two at a
 time; collects which tests failed on which runtime (a tiny plugin: this
 module, loaded with ``-p mutation``), and prints a table, mutant by runtime:
@@ -35,16 +36,22 @@ from typing import Any
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-SUITE = ("tests/test_primitives.py", "tests/test_robust.py")
+SUITE = ("tests/test_primitives.py", "tests/test_redis.py", "tests/test_robust.py")
 #: The mutants of a death, which only the fault tests (test_robust.py, real
-#: kills, a minute or two a run) are about; the other mutants run against
-#: test_primitives.py alone, which catches each of them.
-FAULTS = ("lock-stuck-when-holder-dies", "queue-wakes-one", "queue-forgets-the-dead")
+#: kills, a minute or two a run; test_redis.py) are about; the other mutants
+#: run against test_primitives.py and the redis runtime's own tests (seconds),
+#: which catch each of them.
+FAULTS = (
+    "lock-stuck-when-holder-dies",
+    "queue-wakes-one",
+    "queue-forgets-the-dead",
+    "hands-to-the-dead",
+)
 
 
 def suite(mutant: str | None) -> tuple[str, ...]:
     """The test files run with ``mutant`` (None: the clean run, all of them)."""
-    return SUITE if mutant is None or mutant in FAULTS else SUITE[:1]
+    return SUITE if mutant is None or mutant in FAULTS else SUITE[:2]
 
 
 REPORT_ENV = "CRITSEC_MUTATION_REPORT"

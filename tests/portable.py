@@ -70,7 +70,7 @@ Body = Callable[..., Generator[Any, Any, Any]]
 #: Seconds a run may take before it counts as hung (a correct one takes far
 #: less). Tests whose broken primitives would hang use :func:`hang_timeout`.
 RUN_TIMEOUT = 30.0
-_HANG_TIMEOUTS = {"processes": 5.0, "coroutines": 2.0, "asyncio": 2.0}
+_HANG_TIMEOUTS = {"processes": 5.0, "redis": 5.0, "coroutines": 2.0, "asyncio": 2.0}
 
 #: Modules the explorer switches inside, besides the tests' own code: the
 #: runtimes' lock, counter and queue are checked at bytecode granularity.
@@ -137,11 +137,16 @@ class ThreadProbe:
         self._announced.wait()
 
 
+def runs_processes(rt: critsec.Runtime[Any, Any]) -> bool:
+    """Does ``rt`` run its tasks as processes (processes, redis)?"""
+    return rt.name in ("processes", "redis")
+
+
 def event(rt: critsec.Runtime[Any, Any]) -> Any:
     """An event for ``rt``'s tasks: ``set()``, ``is_set()``, ``ops.wait``."""
     if rt.name == "threads":
         return threading.Event()
-    if rt.name == "processes":
+    if runs_processes(rt):
         return rt.context.Event()  # type: ignore[attr-defined]
     return Flag()
 
@@ -151,6 +156,8 @@ def probe(rt: critsec.Runtime[Any, Any]) -> Any:
     the test where the processes runtime cannot see a blocked process."""
     if rt.name == "threads":
         return ThreadProbe()
+    if rt.name == "redis":
+        return interleave.RedisProbe(rt.context, rt.url)  # type: ignore[attr-defined]
     if rt.name == "processes":
         if not interleave.CAN_SEE_BLOCKED:
             pytest.skip(interleave.WHY_NOT)

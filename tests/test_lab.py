@@ -153,7 +153,9 @@ def test_pipeline_delivers_every_item_once_within_the_bound(
     assert result.ok
     assert result.produced == result.consumed == items
     assert result.lost == result.duplicated == 0
-    assert result.max_qsize >= 1
+    # The measurement sees the queue hold something -- except on redis,
+    # where an item put while a getter waits is handed straight to it.
+    assert result.max_qsize >= 1 or name == "redis"
     if maxsize:
         assert result.max_qsize <= maxsize
     record = result.to_json()

@@ -22,7 +22,7 @@ import pytest
 import critsec
 
 import interleave
-from portable import BLOCKED, Scenario, event, go, hang_timeout, play, probe
+from portable import BLOCKED, Scenario, event, go, hang_timeout, play, probe, runs_processes
 
 # -- task bodies (module level: the processes runtime pickles them) ---------
 
@@ -329,7 +329,7 @@ def counter_with_lock(rt: critsec.Runtime[Any, Any]) -> Scenario:
     # The lesson: +1 n times and -1 n+1 times from 10, under a lock, is 9.
     # In the first round each task reads, then waits until the other one
     # tried to get in too: without exclusion both have read the same value.
-    n = small(rt, 1, 1 if rt.name == "processes" else 300)
+    n = small(rt, 1, 1 if runs_processes(rt) else 300)
     lock, counter = rt.lock(), rt.counter(10)
     a, b = probe(rt), probe(rt)
 
@@ -361,7 +361,7 @@ def atomic_add(rt: critsec.Runtime[Any, Any]) -> Scenario:
 
 
 def test_counter_add_is_atomic(rt: critsec.Runtime[Any, Any]) -> None:
-    if rt.name != "processes":
+    if not runs_processes(rt):
         play(rt, atomic_add)
         return
     # Processes: another process tries its add at every line of this one's.
@@ -625,7 +625,7 @@ def test_task_error_propagates_with_name_and_traceback(rt: critsec.Runtime[Any, 
 def test_bad_arguments_rejected(rt: critsec.Runtime[Any, Any]) -> None:
     # (What maxsize <= 0 means is the standard library's business: not tested here.)
     with pytest.raises(TypeError):
-        rt.queue("3")  # type: ignore[arg-type]
+        rt.queue(maxsize="3")  # type: ignore[arg-type]  # (redis: rt.queue("3") names a queue)
     with pytest.raises(TypeError):
         rt.counter(1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):

@@ -8,7 +8,17 @@ section; and a lab (the ``critsec`` command) that runs the classic lesson
 for real.
 """
 
-from ._errors import CritsecError, DeadlockError, Empty, Full, ShutDown, TaskError
+from ._errors import (
+    CritsecError,
+    DeadlockError,
+    Empty,
+    Full,
+    LeaseExpired,
+    ServerUnreachable,
+    ShutDown,
+    StaleToken,
+    TaskError,
+)
 from ._protocols import (
     AsyncLock,
     AsyncQueue,
@@ -34,10 +44,13 @@ __all__ = [
     "Full",
     "GeneratorLock",
     "GeneratorQueue",
+    "LeaseExpired",
     "Lock",
     "Queue",
     "Runtime",
+    "ServerUnreachable",
     "ShutDown",
+    "StaleToken",
     "Task",
     "TaskError",
     "Yielding",

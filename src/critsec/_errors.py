@@ -24,7 +24,10 @@ __all__ = [
     "DeadlockError",
     "Empty",
     "Full",
+    "LeaseExpired",
+    "ServerUnreachable",
     "ShutDown",
+    "StaleToken",
     "TaskError",
     "Wait",
     "deadlock_report",
@@ -67,6 +70,33 @@ class ShutDown(CritsecError, *_shutdown_bases):  # type: ignore[misc]
     ``ShutDown`` means "nothing ever again". On Python 3.13+ it is also
     ``queue.ShutDown`` and ``asyncio.QueueShutDown``.
     """
+
+
+class LeaseExpired(CritsecError, RuntimeError):
+    """A lease ran out before its holder was done with what it held: a
+    redis lock released after its lease ended (renewals failed: the process
+    was paused or cut off; the lock may have been granted to another since,
+    with a larger fencing token), or an at-least-once item acknowledged
+    after it was delivered again to another taker.
+
+    Differs from the plain ``RuntimeError`` of releasing a lock nobody
+    holds: this lock *was* held, and the hold was lost. Also a
+    ``RuntimeError``, so code written for ``threading.Lock`` still catches it.
+    """
+
+
+class StaleToken(CritsecError, ValueError):
+    """A fenced write carried a fencing token older than the newest one the
+    resource has seen: its writer's lock lease ran out and the lock was
+    granted again since, so the write is refused rather than allowed to
+    undo the newer owner's work."""
+
+
+class ServerUnreachable(CritsecError, ConnectionError):
+    """The redis runtime's server did not answer (refused, reset, timed
+    out). The operation that raised it may not have happened; nothing is
+    retried behind the caller's back, since a retried operation could
+    happen twice. Also a ``ConnectionError``."""
 
 
 class TaskError(CritsecError):

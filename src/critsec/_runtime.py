@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .runtimes._asyncio import AsyncioRuntime
     from .runtimes._coroutines import CoroutinesRuntime
     from .runtimes._processes import ProcessesRuntime
+    from .runtimes._redis import RedisRuntime
     from .runtimes._threads import ThreadsRuntime
 
 __all__ = ["RUNTIMES", "Runtime", "runtime"]
@@ -28,7 +29,11 @@ RUNTIMES: dict[str, str] = {
     "processes": "critsec.runtimes._processes:ProcessesRuntime",
     "coroutines": "critsec.runtimes._coroutines:CoroutinesRuntime",
     "asyncio": "critsec.runtimes._asyncio:AsyncioRuntime",
+    "redis": "critsec.runtimes._redis:RedisRuntime",
 }
+
+#: URL schemes that name a server for the redis runtime.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 #: The type of a runtime's lock and of its queue: the protocols of its style
@@ -110,10 +115,14 @@ def runtime(
 @overload
 def runtime(name: Literal["asyncio"]) -> AsyncioRuntime: ...
 @overload
+def runtime(name: Literal["redis"], *, start_method: str | None = None) -> RedisRuntime: ...
+@overload
 def runtime(name: str, **options: Any) -> Runtime[Any, Any]: ...
 def runtime(name: str, **options: Any) -> Runtime[Any, Any]:
     """The runtime called ``name``: one of ``threads``, ``processes``,
-    ``coroutines``, ``asyncio``.
+    ``coroutines``, ``asyncio``, ``redis`` (a private local server), or a
+    server's URL -- ``redis://[:password@]host[:port][/db]``, ``rediss://``
+    (TLS), ``unix://path`` -- for the redis runtime on that server.
 
     ``options`` go to that runtime: ``processes`` takes
     ``start_method="fork"|"spawn"|"forkserver"`` (its ``queue()`` also
@@ -122,6 +131,9 @@ def runtime(name: str, **options: Any) -> Runtime[Any, Any]:
     """
     if not isinstance(name, str):
         raise TypeError(f"a runtime name is a str, got {type(name).__name__}")
+    if name.startswith(REDIS_SCHEMES):
+        options["url"] = name
+        name = "redis"
     target = RUNTIMES.get(name)
     if target is None:
         valid = ", ".join(RUNTIMES)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._cooperative import CooperativeCounter
     from ._coroutines import CoroutineLock, CoroutineQueue, CoroutinesRuntime
     from ._processes import ProcessCounter, ProcessesRuntime, ProcessLock, ProcessQueue
+    from ._redis import RedisCounter, RedisLock, RedisQueue, RedisRuntime
     from ._threads import ThreadCounter, ThreadQueue, ThreadsRuntime
 
 #: Each public name and the private module that defines it.
@@ -33,6 +34,10 @@ _HOMES = {
     "ProcessLock": "_processes",
     "ProcessQueue": "_processes",
     "ProcessesRuntime": "_processes",
+    "RedisCounter": "_redis",
+    "RedisLock": "_redis",
+    "RedisQueue": "_redis",
+    "RedisRuntime": "_redis",
     "ThreadCounter": "_threads",
     "ThreadQueue": "_threads",
     "ThreadsRuntime": "_threads",
@@ -50,6 +55,10 @@ __all__ = [
     "ProcessLock",
     "ProcessQueue",
     "ProcessesRuntime",
+    "RedisCounter",
+    "RedisLock",
+    "RedisQueue",
+    "RedisRuntime",
     "ThreadCounter",
     "ThreadQueue",
     "ThreadsRuntime",

@@ -1,0 +1,829 @@
+"""The redis runtime: the same lock, counter and queue across machines.
+
+``critsec.runtime("redis://host:6379/0")`` (or ``rediss://`` for TLS, or
+just ``"redis"`` for a private local server: :mod:`._redis_server`) gives
+primitives that live in a Redis (or Valkey) server, 6.2 or later. Tasks run
+as local processes, exactly as on the processes runtime; what makes this
+runtime "many machines" is that programs on other machines that name the
+same primitive -- ``rt.lock("orders")`` -- share it.
+
+Design
+------
+*All state changes are Lua scripts* (:mod:`._redis_scripts`), so a client
+that dies or loses its connection leaves an operation done or not begun.
+*Waiting is a blocking pop on the waiter's own mailbox list*, after the
+script that found it must wait registered it; whoever makes progress
+possible hands over in the same script -- FIFO, no lost wake-ups, no
+polling. A waiter's pop ends every :data:`HEARTBEAT` seconds so that it can
+refresh its registration (a waiter that stops refreshing is dead and is
+skipped), and at its own deadline, enforced by the client (Redis's blocking
+timeouts overshoot by up to 100 ms at its default ``hz``).
+
+Failures, per primitive:
+
+* **Lock.** The owner holds a *lease* (``lease`` seconds, default 10),
+  renewed every third of it by a thread of the owner's process while it
+  holds the lock. If the process dies (or stops: SIGSTOP, a long pause),
+  the lease runs out and the first live waiter gets the lock -- told so by
+  ``lock.owner_died``, as on the processes runtime. Every grant carries a
+  **fencing token**, strictly increasing per lock (``lock.token``): a
+  holder that was paused past its lease finds its renewal refused, the lock
+  marked ``lost``, ``release()`` (and so ``with lock:``) raising
+  :class:`~critsec.LeaseExpired`, and its writes carrying the old token
+  rejected by a fenced counter (``counter.set(v, token=...)``). What no
+  Redis lock can promise: Redis replicates asynchronously, so a failover
+  may hand the lock out twice -- fencing is what protects the data then.
+* **Counter.** ``add`` is one ``INCRBY``: atomic, nothing to leave half
+  done. ``value`` is a read and a write, two round trips (the lesson's race,
+  now across machines).
+* **Queue.** Every operation is one script; a taker that dies holding
+  items (at-least-once) gives them back after its ``visibility`` window
+  (default 5 s): they are delivered again, first, with a delivery count.
+  At-most-once (the default) loses only an item its taker had already
+  received. Items are JSON by default; ``serializer="pickle"`` on request
+  (only between programs that trust each other).
+* **The server goes away.** Commands are never retried behind the caller's
+  back (a retried script could run twice); the operation raises
+  :class:`~critsec.ServerUnreachable` in one line, and what the server had
+  acknowledged is kept as far as the server keeps it (the embedded one
+  keeps nothing on disk).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, Generic, TypeVar
+
+from .._errors import Empty, Full, LeaseExpired, ServerUnreachable, ShutDown, StaleToken
+from ._core import check_counter_value, check_lock_args, check_maxsize, check_timeout, clock
+from ._processes import ProcessesRuntime
+from ._redis_scripts import COUNTER, LOCK, QUEUE
+from ._shared_memory import AT_LEAST_ONCE, AT_MOST_ONCE, DELIVERIES, Delivery
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError:  # pragma: no cover - checked by RedisRuntime()
+    redis = None  # type: ignore[assignment]
+
+__all__ = ["RedisCounter", "RedisLock", "RedisQueue", "RedisRuntime"]
+
+T = TypeVar("T")
+
+#: Seconds between two refreshes of a waiter's registration.
+HEARTBEAT = 1.0
+#: A waiter not heard of for this long is taken for dead.
+WINDOW = 3 * HEARTBEAT
+#: Default seconds a lock owner holds its lease (renewed while it lives).
+LEASE = 10.0
+#: Default seconds an at-least-once taker may go unheard before its items
+#: are delivered again.
+VISIBILITY = 5.0
+#: Seconds any single command may take before the server counts as gone.
+COMMAND_TIMEOUT = 10.0
+
+SERIALIZERS = ("json", "pickle")
+
+_MISSING = "the redis runtime needs redis-py: pip install 'critsec[redis]'"
+
+
+# -- connections ------------------------------------------------------------------
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (``redis://:***@host/0``)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def client_name(pid: int | None = None) -> str:
+    """The name a process's connections give themselves (``CLIENT LIST``)."""
+    return f"critsec-{socket.gethostname()}-{os.getpid() if pid is None else pid}"
+
+
+class _Connection:
+    """This process's client for one server, and its scripts."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = redis.Redis.from_url(
+            url,
+            retry=Retry(NoBackoff(), 0),  # never re-send a script behind the caller's back
+            socket_timeout=COMMAND_TIMEOUT,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+            health_check_interval=0,
+            client_name=client_name(),
+        )
+        self.scripts = {
+            (kind, name): self.client.register_script(source)
+            for kind, sources in (("lock", LOCK), ("queue", QUEUE), ("counter", COUNTER))
+            for name, source in sources.items()
+        }
+
+    def run(self, kind: str, name: str, base: str, *args: Any) -> Any:
+        with self.errors():
+            return self.scripts[kind, name](keys=[base], args=args)
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn redis-py's connection failures into one clear error."""
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise ServerUnreachable(
+                f"the server at {redact(self.url)} cannot be reached: {error}"
+            ) from None
+
+    def receive(self, box: str, got: str, seconds: float) -> bytes | None:
+        """Wait at most ``seconds`` for a message in mailbox ``box`` (moved
+        to ``got`` as it is taken); None if none came in time."""
+        pool = self.client.connection_pool
+        with self.errors():
+            connection = pool.get_connection()
+            try:
+                # The server's own timeout may overshoot; the client's does not.
+                connection.send_command(  # type: ignore[no-untyped-call]
+                    "BLMOVE", box, got, "LEFT", "LEFT", f"{seconds:.3f}"
+                )
+                if not connection.can_read(timeout=seconds + 0.002):
+                    # Given up: the server may still move a message to `got`
+                    # meanwhile; the caller's cancel finds it there.
+                    connection.disconnect()  # type: ignore[no-untyped-call]
+                    return None
+                reply: bytes | None = connection.read_response()
+                return reply
+            finally:
+                pool.release(connection)
+
+
+_connections: dict[str, _Connection] = {}
+_connections_lock = threading.Lock()
+
+
+def _connection(url: str) -> _Connection:
+    with _connections_lock:
+        found = _connections.get(url)
+        if found is None:
+            found = _connections[url] = _Connection(url)
+        return found
+
+
+class _Me(threading.local):
+    """This thread's id in Redis: host, process, and a random part (thread
+    idents are reused)."""
+
+    pid = -1
+    ident = ""
+
+    def get(self) -> str:
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            self.ident = f"{socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:12]}"
+        return self.ident
+
+
+_me = _Me()
+
+
+# -- the keeper: leases and liveness, while something is held -----------------------
+
+
+class _Keeper:
+    """One thread per process that renews the leases of the locks it holds
+    and refreshes the liveness of its at-least-once takers. Runs only while
+    there is something to keep, so a process that holds nothing has no
+    extra thread (``fork`` warns about threads)."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[object, tuple[float, Callable[[], bool]]] = {}
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._running = False
+
+    def keep(self, key: object, period: float, job: Callable[[], bool]) -> None:
+        """Call ``job`` every ``period`` seconds until it returns False or
+        ``drop(key)``."""
+        with self._guard:
+            self._jobs[key] = (period, job)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="critsec-redis-keeper", daemon=True).start()
+        self._wake.set()
+
+    def drop(self, key: object) -> None:
+        with self._guard:
+            self._jobs.pop(key, None)
+
+    def _run(self) -> None:
+        due: dict[object, float] = {}
+        while True:
+            with self._guard:
+                if not self._jobs:
+                    self._running = False
+                    return
+                jobs = dict(self._jobs)
+            now = time.monotonic()
+            for key, (period, job) in jobs.items():
+                when = due.setdefault(key, now + period)
+                if when <= now:
+                    try:
+                        again = job()
+                    except Exception:  # the server is away: try again next period
+                        again = True
+                    due[key] = now + period
+                    if not again:
+                        self.drop(key)
+            for key in [key for key in due if key not in jobs]:
+                del due[key]
+            wait = min((due[key] for key in jobs if key in due), default=now) - time.monotonic()
+            self._wake.wait(max(0.0, wait))
+            self._wake.clear()
+
+    def reset(self) -> None:
+        """In a forked child: the parent's jobs are not this process's."""
+        self._jobs.clear()
+        self._running = False
+        self._guard = threading.Lock()
+
+
+_keeper = _Keeper()
+
+
+def _after_fork_in_child() -> None:
+    _connections.clear()
+    _keeper.reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- the primitives -------------------------------------------------------------------
+
+
+def _rebuild(cls: type[T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    """A primitive as another process receives it: the same one, attached
+    (by name: nothing is created); of its own class (a subclass too)."""
+    return cls(*args, **kwargs)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Primitive:
+    """What every Redis primitive has: its server, name and keys."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, url: str, name: str) -> None:
+        self._url = url
+        self.name = name
+        self._base = f"critsec:{{{self.kind}:{name}}}"
+
+    @property
+    def _redis(self) -> _Connection:
+        return _connection(self._url)
+
+    def _run(self, script: str, *args: Any) -> Any:
+        return self._redis.run(self.kind, script, self._base, *args)
+
+    def _wait(
+        self,
+        operation: Callable[[], list[Any]],
+        cancel: Callable[[], list[Any]],
+        deadline: float | None,
+        patience: Callable[[list[Any]], float] = lambda reply: HEARTBEAT,
+    ) -> list[Any]:
+        """Run ``operation`` (a script) until it does not say ``wait``;
+        between two runs, wait on this thread's mailbox. Returns the last
+        reply, a ``['msg', message]`` handed over, or, once ``deadline``
+        passed, what ``cancel`` says."""
+        me = _me.get()
+        box, got = f"{self._base}:wake:{me}", f"{self._base}:got:{me}"
+        while True:
+            reply = operation()
+            if _text(reply[0]) != "wait":
+                return reply
+            seconds = patience(reply)
+            if deadline is not None:
+                seconds = min(seconds, deadline - clock.now())
+                if seconds <= 0:
+                    return cancel()
+            message = self._redis.receive(box, got, seconds)
+            if message is not None:
+                return ["msg", message]
+            if deadline is not None and clock.now() >= deadline:
+                return cancel()
+
+
+class RedisLock(_Primitive):
+    """A lock in a Redis server, shared by every process -- on any machine
+    -- that names it, with ``threading.Lock``'s interface.
+
+    FIFO: waiters get the lock in the order they asked, handed over by the
+    releaser (no polling). The owner holds a lease, renewed by its process
+    while it lives; ``token`` is the fencing token of the current hold
+    (strictly increasing per lock); ``owner_died`` says that the previous
+    owner's lease ran out without a release (its process died or stopped):
+    repair what it protects. ``lost`` is True once this process's hold ran
+    out (a pause past the lease): ``release()`` then raises
+    :class:`~critsec.LeaseExpired`. Only the thread that holds the lock may
+    release it (``RuntimeError`` otherwise, and for a lock not held).
+    """
+
+    kind = "lock"
+
+    def __init__(self, url: str, name: str, lease: float = LEASE) -> None:
+        super().__init__(url, name)
+        if not lease > 0:
+            raise ValueError(f"lease must be > 0 seconds, got {lease}")
+        self.lease = lease
+        self.token: int | None = None
+        self.owner_died = False
+        self.lost = False
+        self._holder: str | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), (self._url, self.name, self.lease), {})
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock, waiting (at most ``timeout`` seconds unless -1)
+        while it is held. Returns False if ``blocking`` is false or the
+        time ran out."""
+        deadline = check_lock_args(blocking, timeout)
+        me = _me.get()
+        lease, window = _ms(self.lease), _ms(WINDOW)
+
+        seen = [0]  # the fencing token when this thread last registered
+
+        def operation() -> list[Any]:
+            reply: list[Any] = self._run("acquire", me, lease, window, int(blocking))
+            if _text(reply[0]) == "wait":
+                seen[0] = int(reply[2])
+            return reply
+
+        def until_the_lease_ends(reply: list[Any]) -> float:
+            left = int(reply[1]) / 1000  # the owner's lease, -2: no owner
+            return min(HEARTBEAT, left + 0.001) if left > 0 else HEARTBEAT
+
+        reply = self._wait(
+            operation, lambda: self._run("cancel", me, seen[0]), deadline, until_the_lease_ends
+        )
+        word = _text(reply[0])
+        if word == "msg":
+            word, token, died = _text(reply[1]).split()
+        elif word == "granted":
+            token, died = reply[1], reply[2]
+        else:  # busy, none: not granted
+            return False
+        self.token, self.owner_died, self.lost = int(token), int(died) == 1, False
+        self._holder = me
+        _keeper.keep(self, self.lease / 3, self._renew)
+        return True
+
+    def _renew(self) -> bool:
+        holder = self._holder
+        if holder is None:
+            return False
+        if not self._run("renew", holder, _ms(self.lease)):
+            self.lost = True
+            return False
+        return True
+
+    def release(self) -> None:
+        """Release the lock, handing it to the first live waiter. Raises
+        ``RuntimeError`` if this thread does not hold it, and
+        :class:`~critsec.LeaseExpired` if its lease ran out meanwhile (the
+        lock may already be someone else's)."""
+        me = _me.get()
+        if self._holder is None:
+            raise RuntimeError("release unlocked lock")
+        if self._holder != me:
+            raise RuntimeError("only the thread that holds a redis lock may release it")
+        _keeper.drop(self)
+        self._holder = None
+        if not self._run("release", me) or self.lost:
+            self.lost = True
+            raise LeaseExpired(
+                f"lock {self.name!r}: its lease ran out before release (held past "
+                f"{self.lease} s without renewal); token {self.token} is stale"
+            )
+
+    def locked(self) -> bool:
+        """Whether some thread, of any process, holds the lock now."""
+        return bool(self._run("state", "")[0])
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<RedisLock {self.name!r} on {redact(self._url)}>"
+
+
+class RedisCounter(_Primitive):
+    """An integer in a Redis server (a signed 64-bit one, as Redis keeps it).
+
+    ``value`` reads (``GET``) or writes (``SET``) it: ``counter.value += 1``
+    is two round trips with room between them for another writer's update
+    (the lesson's race, across machines). ``add`` is one ``INCRBY``:
+    atomic. ``set(value, token=...)``/``add(delta, token=...)`` are
+    *fenced*: refused with :class:`~critsec.StaleToken` when ``token`` (a
+    lock's fencing token) is older than the newest token this counter has
+    seen -- a writer whose lock lease ran out cannot overwrite what the
+    next owner wrote.
+    """
+
+    kind = "counter"
+
+    def __init__(self, url: str, name: str, initial: int = 0, *, create: bool = True) -> None:
+        super().__init__(url, name)
+        _check_int64(check_counter_value(initial))
+        if create:
+            with self._redis.errors():
+                self._redis.client.set(self._base, initial, nx=True)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), (self._url, self.name), {"create": False})
+
+    @property
+    def value(self) -> int:
+        with self._redis.errors():
+            return int(self._redis.client.get(self._base) or 0)
+
+    @value.setter
+    def value(self, new: int) -> None:
+        _check_int64(check_counter_value(new))
+        with self._redis.errors():
+            self._redis.client.set(self._base, new)
+
+    def add(self, delta: int, *, token: int | None = None) -> int:
+        """Add ``delta`` atomically; return the new value."""
+        _check_int64(check_counter_value(delta))
+        if token is not None:
+            return self._fenced("add", delta, token)
+        try:
+            with self._redis.errors():
+                return int(self._redis.client.incrby(self._base, delta))
+        except redis.ResponseError as error:
+            raise OverflowError(f"counter {self.name!r}: {error}") from None
+
+    def set(self, value: int, *, token: int) -> None:
+        """Write ``value`` if ``token`` is not older than the newest seen."""
+        self._fenced("set", _check_int64(check_counter_value(value)), token)
+
+    def _fenced(self, how: str, number: int, token: int) -> int:
+        check_counter_value(token)
+        try:
+            reply = self._run("fenced", "", token, how, number)
+        except redis.ResponseError as error:
+            raise OverflowError(f"counter {self.name!r}: {error}") from None
+        if _text(reply[0]) == "stale":
+            raise StaleToken(
+                f"counter {self.name!r}: fencing token {token} is older than {int(reply[1])}, "
+                "the newest it has seen: the lock this token came from was lost and "
+                "granted again since"
+            )
+        return int(reply[1])
+
+    def __repr__(self) -> str:
+        return f"<RedisCounter {self.name!r} on {redact(self._url)}>"
+
+
+_INT64 = 2**63
+
+
+def _check_int64(value: int) -> int:
+    if not -_INT64 <= value < _INT64:
+        raise OverflowError(f"{value} is outside a redis counter's int64 range")
+    return value
+
+
+class RedisQueue(_Primitive, Generic[T]):
+    """A FIFO queue in a Redis server with ``queue.Queue``'s semantics and
+    Python 3.13's ``shutdown()``, shared by every process, on any machine,
+    that names it.
+
+    ``put`` blocks while the queue is full and ``get`` while it is empty,
+    woken by the operation that makes room or brings an item (handed over
+    in FIFO order, never polled); ``qsize`` is exact. ``delivery``:
+    ``"at-most-once"`` (default) or ``"at-least-once"``, where an item a
+    taker holds until its ``task_done()`` is delivered again (first, with
+    ``deliveries`` counted: :meth:`get_delivery`) if the taker's process
+    stops being heard of for ``visibility`` seconds.
+    """
+
+    kind = "queue"
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        maxsize: float = 0,
+        *,
+        delivery: str = AT_MOST_ONCE,
+        visibility: float = VISIBILITY,
+        serializer: str = "json",
+        create: bool = True,
+    ) -> None:
+        super().__init__(url, name)
+        self.maxsize = check_maxsize(maxsize)
+        if delivery not in DELIVERIES:
+            raise ValueError(
+                f"delivery must be one of {', '.join(map(repr, DELIVERIES))}, got {delivery!r}"
+            )
+        if serializer not in SERIALIZERS:
+            raise ValueError(
+                f"serializer must be one of {', '.join(map(repr, SERIALIZERS))}, got {serializer!r}"
+            )
+        if not visibility > 0:
+            raise ValueError(f"visibility must be > 0 seconds, got {visibility}")
+        self.delivery, self.visibility, self.serializer = delivery, visibility, serializer
+        #: (item id, taker id) of the items this process took, oldest first.
+        self._lent: list[tuple[bytes, str]] = []
+        self._lent_lock = threading.Lock()
+        if create:
+            bound = 0 if maxsize <= 0 else -(-maxsize // 1)
+            reply = self._run("create", "", int(bound), delivery)
+            if _text(reply[0]) == "exists" and (
+                float(reply[1]) != bound or _text(reply[2]) != delivery
+            ):
+                raise ValueError(
+                    f"queue {name!r} exists with maxsize={_text(reply[1])} and "
+                    f"delivery={_text(reply[2])!r}, not maxsize={maxsize} and "
+                    f"delivery={delivery!r}"
+                )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        options = {
+            "delivery": self.delivery,
+            "visibility": self.visibility,
+            "serializer": self.serializer,
+            "create": False,
+        }
+        return _rebuild, (type(self), (self._url, self.name, self.maxsize), options)
+
+    @classmethod
+    def __class_getitem__(cls, item: Any) -> Any:
+        return cls
+
+    # -- items ------------------------------------------------------------------------
+    def _dumps(self, item: Any) -> bytes:
+        if self.serializer == "pickle":
+            return pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+        try:
+            return json.dumps(item, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"queue {self.name!r} holds JSON ({error}): put JSON-able items, or make the "
+                "queue with serializer='pickle' (only between programs that trust each other)"
+            ) from None
+
+    def _loads(self, data: bytes) -> Any:
+        if self.serializer == "pickle":
+            return pickle.loads(data)
+        return json.loads(data)
+
+    # -- operations -------------------------------------------------------------------
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
+        """Put ``item`` at the end, waiting (at most ``timeout`` seconds)
+        while the queue is full. :class:`~critsec.Full` if ``block`` is
+        false or the time ran out; :class:`~critsec.ShutDown` if the queue
+        is or gets shut down."""
+        deadline = check_timeout(block, timeout)
+        payload, me, window = self._dumps(item), _me.get(), _ms(WINDOW)
+        reply = self._wait(
+            lambda: self._run("put", me, payload, int(block), window),
+            lambda: self._run("cancel", me, "putters"),
+            deadline,
+        )
+        word = _message(reply)
+        if word == "shutdown":
+            raise ShutDown
+        if word in ("full", "none"):
+            raise Full
+
+    def put_nowait(self, item: T) -> None:
+        self.put(item, False)
+
+    def get_delivery(self, block: bool = True, timeout: float | None = None) -> Delivery[T]:
+        """``get`` that says more: :class:`~critsec.Delivery` ``(item, id,
+        deliveries)``; ``deliveries`` is above 1 when the item was delivered
+        before (its taker died before ``task_done()``: a possible duplicate,
+        recognisable by ``id``)."""
+        deadline = check_timeout(block, timeout)
+        me, window = _me.get(), _ms(self._window)
+        reply = self._wait(
+            lambda: self._run("get", me, int(block), window),
+            lambda: self._run("cancel", me, "getters"),
+            deadline,
+        )
+        word = _message(reply)
+        if word == "shutdown":
+            raise ShutDown
+        if word in ("empty", "none"):
+            raise Empty
+        if word == "item" and _text(reply[0]) == "msg":
+            _, ident, deliveries, payload = reply[1].split(b" ", 3)
+        else:
+            _, ident, deliveries, payload = reply
+        if self.delivery == AT_LEAST_ONCE:
+            with self._lent_lock:
+                self._lent.append((_text(ident).encode(), me))
+                if len(self._lent) == 1:
+                    _keeper.keep(self, self.visibility / 3, self._keep)
+        return Delivery(self._loads(payload), int(ident), int(deliveries))
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
+        """Remove and return the oldest item, waiting (at most ``timeout``
+        seconds) while the queue is empty. :class:`~critsec.Empty` if
+        ``block`` is false or the time ran out; :class:`~critsec.ShutDown`
+        once shut down and drained."""
+        item: T = self.get_delivery(block, timeout).item
+        return item
+
+    def get_nowait(self) -> T:
+        return self.get(False)
+
+    @property
+    def _window(self) -> float:
+        return self.visibility if self.delivery == AT_LEAST_ONCE else WINDOW
+
+    def _keep(self) -> bool:
+        """The keeper's job: this process's takers still live."""
+        with self._lent_lock:
+            takers = sorted({taker for _, taker in self._lent})
+        if not takers:
+            return False
+        self._run("keep", "", _ms(self.visibility), *takers)
+        return True
+
+    def task_done(self) -> None:
+        """Mark one item taken as processed; at-least-once, the oldest item
+        this process took (and it will not be delivered again). ``ValueError``
+        if called more often than items were put."""
+        ident, taker = b"", _me.get()
+        if self.delivery == AT_LEAST_ONCE:
+            with self._lent_lock:
+                if not self._lent:
+                    raise ValueError(
+                        "task_done() from a process that holds no item: with at-least-once "
+                        "delivery, the process that took an item acknowledges it"
+                    )
+                ident, taker = self._lent.pop(0)
+        word = _text(self._run("task_done", taker, ident)[0])
+        if word == "too many":
+            raise ValueError("task_done() called too many times")
+        if word == "reclaimed":
+            raise LeaseExpired(
+                f"queue {self.name!r}: item {ident.decode()} was delivered again: this process "
+                f"went unheard for more than visibility={self.visibility} s"
+            )
+
+    def join(self) -> None:
+        """Block until every item put was marked done."""
+        me, window = _me.get(), _ms(WINDOW)
+        self._wait(
+            lambda: self._run("join", me, window),
+            lambda: self._run("cancel", me, "joiners"),
+            None,
+        )
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shut the queue down for every process that shares it (see
+        :class:`critsec.Queue`); wakes every blocked putter and getter."""
+        self._run("shutdown", _me.get(), int(bool(immediate)))
+
+    def reclaim(self) -> int:
+        """Deliver again now what dead takers held; return how many."""
+        return int(self._run("reclaim", ""))
+
+    def _state(self) -> list[Any]:
+        return list(self._run("state", ""))
+
+    def qsize(self) -> int:
+        return int(self._state()[0])
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= self.qsize()
+
+    @property
+    def is_shutdown(self) -> bool:
+        return _text(self._state()[2]) == "1"
+
+    @property
+    def unfinished_tasks(self) -> int:
+        return int(self._state()[1])
+
+    def __repr__(self) -> str:
+        return (
+            f"<RedisQueue {self.name!r} maxsize={self.maxsize} delivery={self.delivery!r} "
+            f"on {redact(self._url)}>"
+        )
+
+
+def _message(reply: list[Any]) -> str:
+    """The reply's word; for a handed-over message, the message's."""
+    word = _text(reply[0])
+    if word == "msg":
+        return _text(reply[1].split(b" ", 1)[0])
+    return word
+
+
+# -- the runtime -----------------------------------------------------------------------
+
+
+class RedisRuntime(ProcessesRuntime):
+    """Primitives in a Redis server; tasks run as local processes (see the
+    module docs). ``url``: ``redis://[:password@]host[:port][/db]``,
+    ``rediss://`` for TLS, or None for a private server of this program's.
+    """
+
+    name = "redis"
+
+    def __init__(self, url: str | None = None, start_method: str | None = None) -> None:
+        if redis is None:
+            raise ImportError(_MISSING)
+        super().__init__(start_method)
+        self._url = url
+        self._private = url is None  # a server of this program's, started on first use
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            from ._redis_server import shared
+
+            self._url = shared().url
+        return self._url
+
+    def _name(self, name: object, kind: str) -> str:
+        if name is None:
+            return f"anonymous-{uuid.uuid4().hex}"
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a {kind} name is a non-empty str, got {name!r}")
+        return name
+
+    def lock(self, name: str | None = None, *, lease: float = LEASE) -> RedisLock:  # type: ignore[override]
+        return RedisLock(self.url, self._name(name, "lock"), lease)
+
+    def counter(  # type: ignore[override]
+        self, name: str | int | None = None, initial: int = 0
+    ) -> RedisCounter:
+        """The counter called ``name`` (created holding ``initial`` unless
+        it exists); ``rt.counter(5)``, as on every runtime, makes a new
+        anonymous one."""
+        if isinstance(name, int) and not isinstance(name, bool):
+            return RedisCounter(self.url, self._name(None, "counter"), name)
+        return RedisCounter(self.url, self._name(name, "counter"), initial)
+
+    def queue(  # type: ignore[override]
+        self,
+        name: str | float | None = None,
+        maxsize: float = 0,
+        *,
+        delivery: str = AT_MOST_ONCE,
+        visibility: float = VISIBILITY,
+        serializer: str = "json",
+    ) -> RedisQueue[Any]:
+        """The queue called ``name`` (created with ``maxsize`` and
+        ``delivery`` unless it exists: then they must match);
+        ``rt.queue(10)``, as on every runtime, makes a new anonymous one."""
+        if isinstance(name, int | float) and not isinstance(name, bool):
+            maxsize, name = name, None
+        return RedisQueue(
+            self.url,
+            self._name(name, "queue"),
+            maxsize,
+            delivery=delivery,
+            visibility=visibility,
+            serializer=serializer,
+        )
+
+    def __repr__(self) -> str:
+        where = "'redis'" if self._private else repr(redact(self.url))
+        return f"critsec.runtime({where})"
