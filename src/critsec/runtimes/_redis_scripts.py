@@ -92,15 +92,18 @@ forget = function(who)
   redis.call('HDEL', k('lease'), who)
 end
 -- The lock to `who` for `lease` ms. The fencing token grows by one at
--- every grant; `held` outlives the lease, so a grant that finds it knows
--- the previous owner never released: it died (or lost its lease).
-local function grant(who, lease)
-  local token = redis.call('INCR', k('fence'))
-  local died = redis.call('EXISTS', k('held'))
-  redis.call('SET', k('owner'), who, 'PX', lease)
-  redis.call('SET', k('held'), who)
-  redis.call('SET', k('granted'), token .. ' ' .. died)
+-- every grant; `held` ("token died") outlives the lease, so a grant that
+-- finds it knows the previous owner never released: it died (or lost its
+-- lease).
+local function granted(token)
+  -- SET ... GET: the previous `held` (false if none) in the same call.
+  local died = redis.call('SET', k('held'), token .. ' 0', 'GET') and 1 or 0
+  if died == 1 then redis.call('SET', k('held'), token .. ' 1') end
   return {token, died}
+end
+local function grant(who, lease)
+  redis.call('SET', k('owner'), who, 'PX', lease)
+  return granted(redis.call('INCR', k('fence')))
 end
 local function hand_off(now)
   local who = pop_live('queue', now)
@@ -114,9 +117,19 @@ end
 """
 
 _LOCK_ACQUIRE = r"""
-local msg = pending_message()
-if msg then return {'msg', msg} end
-local now, lease, window = now_ms(), tonumber(ARGV[2]), tonumber(ARGV[3])
+-- ARGV[5]: '1' when the caller has waited (a hand-over may be in its mailbox).
+if ARGV[5] == '1' then
+  local msg = pending_message()
+  if msg then return {'msg', msg} end
+end
+local lease, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+-- The common case first: nobody holds it, nobody waits. The reply is then
+-- one integer, token * 2 + died (cheaper to send and parse than an array).
+if redis.call('LLEN', k('queue')) == 0 and redis.call('SET', k('owner'), me, 'NX', 'PX', lease) then
+  local g = granted(redis.call('INCR', k('fence')))
+  return g[1] * 2 + g[2]
+end
+local now = now_ms()
 if redis.call('EXISTS', k('owner')) == 0 then
   -- Free. First come, first served: the first live waiter's, or the
   -- caller's if nobody waits (the dead at the head are dropped).
@@ -132,20 +145,19 @@ if redis.call('EXISTS', k('owner')) == 0 then
       forget(me)
     end
     local g = grant(me, lease)
-    return {'granted', g[1], g[2]}
+    return g[1] * 2 + g[2]
   end
 end
-if ARGV[4] == '0' then return {'busy'} end
+if ARGV[4] == '0' then return 0 end
 register('queue', now, window)
 redis.call('HSET', k('lease'), me, lease)
 return {'wait', redis.call('PTTL', k('owner')), tonumber(redis.call('GET', k('fence')) or '0')}
 """
 
 _LOCK_RELEASE = r"""
-redis.call('DEL', k('got:' .. me))
 if redis.call('GET', k('owner')) ~= me then return 0 end
 redis.call('DEL', k('owner'), k('held'))
-hand_off(now_ms())
+if redis.call('LLEN', k('queue')) > 0 then hand_off(now_ms()) end
 return 1
 """
 
@@ -166,7 +178,7 @@ if msg then return {'msg', msg} end
 -- (The caller may also hold it from before: a thread that waits for itself.)
 local seen = tonumber(ARGV[2])
 if redis.call('GET', k('owner')) == me and tonumber(redis.call('GET', k('fence'))) > seen then
-  return {'msg', 'granted ' .. redis.call('GET', k('granted'))}
+  return {'msg', 'granted ' .. redis.call('GET', k('held'))}
 end
 return {'none'}
 """
@@ -314,7 +326,12 @@ local now, window = now_ms(), tonumber(ARGV[3])
 reap(now)
 local got = take(now, window)
 if got then return got end
-if redis.call('HGET', k('meta'), 'shutdown') == '1' then return {'shutdown'} end
+-- Shut down and drained -- unless items lent to takers may still come back
+-- (at least once): until they are acknowledged, getters wait for them.
+local may_come_back = at_least_once and redis.call('HLEN', k('lent')) > 0
+if redis.call('HGET', k('meta'), 'shutdown') == '1' and not may_come_back then
+  return {'shutdown'}
+end
 if ARGV[2] == '0' then return {'empty'} end
 register('getters', now, window)
 return {'wait'}
@@ -342,6 +359,10 @@ if left < 0 then
   return {'too many'}
 end
 if left == 0 then wake_all('joiners', 'joined') end
+if item ~= '' and redis.call('HGET', k('meta'), 'shutdown') == '1'
+    and redis.call('HLEN', k('lent')) == 0 and redis.call('LLEN', k('items')) == 0 then
+  wake_all('getters', 'shutdown')  -- the last lent item is done: nothing can come back
+end
 return {'done'}
 """
 
@@ -359,7 +380,9 @@ if ARGV[2] == '1' then
   redis.call('HSET', k('meta'), 'unfinished', left)
   if left == 0 then wake_all('joiners', 'joined') end
 end
-wake_all('getters', 'shutdown')
+if not (at_least_once and redis.call('HLEN', k('lent')) > 0) then
+  wake_all('getters', 'shutdown')  -- else they wait for what may come back
+end
 wake_all('putters', 'shutdown')
 return {'done'}
 """
