@@ -13,8 +13,10 @@ On one server (a private one, or ``--url``), in one run:
   gives up;
 * **counter**: ``counter.add(1)`` against redis-py's ``INCRBY``;
 * **queue**: items per second from producers to consumers (1P1C and
-  4P4C) through critsec's queue, against redis-py ``LPUSH`` + ``BRPOP``
-  one item at a time, and pipelined (``--batch`` items per round trip).
+  4P4C) through critsec's queue, one item at a time and in batches
+  (``put_many``/``get_many``, ``--batch`` items), against redis-py ``LPUSH``
+  + ``BRPOP`` one item at a time, and pipelined (``--batch`` LPUSHes per
+  round trip).
 
 Repeats of the one-process measurements are interleaved (A B C A B C ...)
 and their medians shown, each with its ratio to redis-py's; the
@@ -135,14 +137,23 @@ def counter_rates(url: str, n: int, repeats: int) -> dict[str, float]:
     return interleaved({"critsec": ours, "redis-py": theirs}, repeats)
 
 
-def critsec_producer(q: Any, items: int) -> None:
-    for i in range(items):
-        q.put(i)
+def critsec_producer(q: Any, items: int, batch: int) -> None:
+    if batch <= 1:
+        for i in range(items):
+            q.put(i)
+        return
+    for first in range(0, items, batch):
+        q.put_many(range(first, min(items, first + batch)))
 
 
-def critsec_consumer(q: Any, items: int) -> int:
-    for _ in range(items):
-        q.get()
+def critsec_consumer(q: Any, items: int, batch: int) -> int:
+    left = items
+    while left:
+        if batch <= 1:
+            q.get()
+            left -= 1
+        else:
+            left -= len(q.get_many(min(batch, left)))
     return items
 
 
@@ -171,10 +182,10 @@ def queue_rate(kind: str, url: str, pairs: int, items: int, batch: int) -> float
     context = multiprocessing.get_context("fork")
     each = items // pairs
     jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]]
-    if kind == "critsec":
-        q = cast(RedisRuntime, critsec.runtime(url)).queue(100)
-        jobs = [(critsec_producer, (q, each)) for _ in range(pairs)]
-        jobs += [(critsec_consumer, (q, each)) for _ in range(pairs)]
+    if kind.startswith("critsec"):
+        q = cast(RedisRuntime, critsec.runtime(url)).queue(max(100, 2 * batch))
+        jobs = [(critsec_producer, (q, each, batch)) for _ in range(pairs)]
+        jobs += [(critsec_consumer, (q, each, batch)) for _ in range(pairs)]
     else:
         key = f"bench-list-{uuid.uuid4().hex}"
         jobs = [(plain_producer, (url, key, each, batch)) for _ in range(pairs)]
@@ -290,7 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [["queue", "1P1C items/s", "vs LPUSH/BRPOP", "4P4C items/s", "vs LPUSH/BRPOP"]]
     results = {
         kind: [queue_rate(kind, url, pairs, items, batch) for pairs in (1, 4)]
-        for kind, batch in (("critsec", 1), ("redis-py", 1), ("redis-py pipelined", args.batch))
+        for kind, batch in (
+            ("critsec", 1),
+            ("critsec put_many/get_many", args.batch),
+            ("redis-py", 1),
+            ("redis-py pipelined", args.batch),
+        )
     }
     plain = results["redis-py"]
     for kind, (one, four) in results.items():
@@ -304,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
     table(
-        f"queue: {items:,} items (critsec: maxsize 100); pipelined: {args.batch} LPUSHes a trip",
+        f"queue: {items:,} items (critsec: maxsize 100, 200 batched); batches of {args.batch}",
         rows,
     )
     return 0

@@ -302,6 +302,48 @@ def test_at_most_once_loses_only_the_item_the_killed_consumer_held(rt: RedisRunt
     assert q.get_nowait() == "d"
 
 
+# -- batches ------------------------------------------------------------------------------------
+
+
+def put_all(q: Any, items: list[int]) -> None:
+    q.put_many(items)  # more than the bound: the rest waits for room
+    q.shutdown()
+
+
+def test_batches_keep_fifo_order_through_a_small_bound(rt: RedisRuntime) -> None:
+    q = rt.queue(10)
+    producer = start(rt, put_all, q, list(range(25)))
+    got: list[int] = []
+    while True:
+        try:
+            batch = q.get_many(7, timeout=FOREVER)
+        except critsec.ShutDown:
+            break
+        assert 1 <= len(batch) <= 7
+        got.extend(delivery.item for delivery in batch)
+    assert finish(producer) == 0
+    assert got == list(range(25))
+    for _ in got:
+        q.task_done()
+    assert q.unfinished_tasks == 0
+
+
+def test_a_batch_that_does_not_fit_puts_what_fits(rt: RedisRuntime) -> None:
+    q = rt.queue(3)
+    with pytest.raises(critsec.Full):
+        q.put_many(["a", "b", "c", "d"], block=False)
+    assert q.qsize() == 3
+    with pytest.raises(critsec.Full):
+        q.put_many(["e"], timeout=0.01)
+    assert [d.item for d in q.get_many(5)] == ["a", "b", "c"]
+    with pytest.raises(critsec.Empty):
+        q.get_many(5, block=False)
+    with pytest.raises(critsec.Empty):
+        q.get_many(5, timeout=0.01)
+    with pytest.raises(ValueError, match="most must be a positive int"):
+        q.get_many(0)
+
+
 # -- the server goes away --------------------------------------------------------------------
 
 

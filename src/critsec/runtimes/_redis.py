@@ -59,7 +59,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -94,6 +94,8 @@ VISIBILITY = 5.0
 COMMAND_TIMEOUT = 10.0
 
 SERIALIZERS = ("json", "pickle")
+#: Items a script moves at most in one round trip (put_many, get_many).
+_BATCH = 1000
 
 _MISSING = "the redis runtime needs redis-py: pip install 'critsec[redis]'"
 
@@ -345,15 +347,18 @@ class _Primitive:
         cancel: Callable[[], list[Any]],
         deadline: float | None,
         patience: Callable[[list[Any]], float] = lambda reply: HEARTBEAT,
+        first: list[Any] | None = None,
     ) -> list[Any]:
         """Run ``operation`` (a script) until it does not say ``wait``;
-        between two runs, wait on this thread's mailbox. Returns the last
-        reply, a ``['msg', message]`` handed over, or, once ``deadline``
-        passed, what ``cancel`` says."""
+        between two runs, wait on this thread's mailbox. ``first``: the reply
+        of a run already made. Returns the last reply, a ``['msg',
+        message]`` handed over, or, once ``deadline`` passed, what ``cancel``
+        says."""
         me = _me.get()
         box, got = f"{self._base}:wake:{me}", f"{self._base}:got:{me}"
         while True:
-            reply = operation()
+            reply = first if first is not None else operation()
+            first = None
             if _text(reply[0]) != "wait":
                 return reply
             seconds = patience(reply)
@@ -413,12 +418,9 @@ class RedisLock(_Primitive):
     def _wait_for_it(self, me: str, first: list[Any], deadline: float | None) -> bool:
         """Registered as a waiter (``first`` said so): wait for the lock to
         be handed over, or for its owner's lease to end."""
-        replies = [first]
         seen = [int(first[2])]  # the fencing token when this thread last registered
 
         def operation() -> list[Any]:
-            if replies:
-                return replies.pop()
             reply = self._run("acquire", me, self._lease_ms, _WINDOW_MS, 1, 1)
             if type(reply) is int:
                 return ["granted", reply >> 1, reply & 1]
@@ -431,7 +433,11 @@ class RedisLock(_Primitive):
             return min(HEARTBEAT, left + 0.001) if left > 0 else HEARTBEAT
 
         reply = self._wait(
-            operation, lambda: self._run("cancel", me, seen[0]), deadline, until_the_lease_ends
+            operation,
+            lambda: self._run("cancel", me, seen[0]),
+            deadline,
+            until_the_lease_ends,
+            first=list(first),
         )
         word = _text(reply[0])
         if word == "msg":
@@ -658,31 +664,72 @@ class RedisQueue(_Primitive, Generic[T]):
         while the queue is full. :class:`~critsec.Full` if ``block`` is
         false or the time ran out; :class:`~critsec.ShutDown` if the queue
         is or gets shut down."""
+        self.put_many([item], block, timeout)
+
+    def put_nowait(self, item: T) -> None:
+        self.put_many([item], False)
+
+    def put_many(
+        self, items: Iterable[T], block: bool = True, timeout: float | None = None
+    ) -> None:
+        """``put`` each of ``items`` in turn -- one round trip for as many as
+        there is room for, so a batch costs about what one item does.
+        ``timeout`` bounds the whole call. If it raises (``Full``,
+        ``ShutDown``), the items before the one that could not go in did."""
         deadline = check_timeout(block, timeout)
-        payload, me, window = self._dumps(item), _me.get(), _ms(WINDOW)
+        payloads = [self._dumps(item) for item in items]
+        me, window = _me.get(), _ms(WINDOW)
+        done = 0
+        while done < len(payloads):
+            rest = payloads[done : done + _BATCH]
+            word, went = self._run("put", me, int(block), window, *rest)
+            done += int(went)
+            if word == b"wait":  # payloads[done] is registered: it goes in when there is room
+                done += self._put_waiting(me, payloads[done], window, deadline)
+            elif word == b"shutdown":
+                raise ShutDown
+            elif word == b"full":
+                raise Full
+
+    def _put_waiting(self, me: str, payload: bytes, window: int, deadline: float | None) -> int:
+        """Wait until the registered ``payload`` went in (1), or raise."""
         reply = self._wait(
-            lambda: self._run("put", me, payload, int(block), window),
+            lambda: self._run("put", me, 1, window, payload),
             lambda: self._run("cancel", me, "putters"),
             deadline,
+            first=[b"wait"],
         )
         word = _message(reply)
         if word == "shutdown":
             raise ShutDown
-        if word in ("full", "none"):
+        if word == "none":
             raise Full
-
-    def put_nowait(self, item: T) -> None:
-        self.put(item, False)
+        return 1  # 'put': by a getter that made room, or by the script itself
 
     def get_delivery(self, block: bool = True, timeout: float | None = None) -> Delivery[T]:
         """``get`` that says more: :class:`~critsec.Delivery` ``(item, id,
         deliveries)``; ``deliveries`` is above 1 when the item was delivered
         before (its taker died before ``task_done()``: a possible duplicate,
         recognisable by ``id``)."""
+        return self._take(1, block, timeout)[0]
+
+    def get_many(
+        self, most: int, block: bool = True, timeout: float | None = None
+    ) -> list[Delivery[T]]:
+        """Up to ``most`` items at once, oldest first, as
+        :class:`~critsec.Delivery` records -- one round trip. Waits (at most
+        ``timeout`` seconds) only while the queue is empty, then returns
+        what there is; ``Empty``/``ShutDown`` as ``get``. Each item counts
+        for ``task_done`` as if taken by ``get``."""
+        if isinstance(most, bool) or not isinstance(most, int) or most < 1:
+            raise ValueError(f"most must be a positive int, got {most!r}")
+        return self._take(most, block, timeout)
+
+    def _take(self, most: int, block: bool, timeout: float | None) -> list[Delivery[T]]:
         deadline = check_timeout(block, timeout)
         me, window = _me.get(), _ms(self._window)
         reply = self._wait(
-            lambda: self._run("get", me, int(block), window),
+            lambda: self._run("get", me, int(block), window, min(most, _BATCH)),
             lambda: self._run("cancel", me, "getters"),
             deadline,
         )
@@ -691,23 +738,26 @@ class RedisQueue(_Primitive, Generic[T]):
             raise ShutDown
         if word in ("empty", "none"):
             raise Empty
-        if word == "item" and _text(reply[0]) == "msg":
-            _, ident, deliveries, payload = reply[1].split(b" ", 3)
-        else:
-            _, ident, deliveries, payload = reply
+        # A message: one item, handed over while this thread waited.
+        records = reply[1].split(b" ", 3)[1:] if _text(reply[0]) == "msg" else reply[1:]
+        got = [
+            Delivery(self._loads(records[i + 2]), int(records[i]), int(records[i + 1]))
+            for i in range(0, len(records), 3)
+        ]
         if self.delivery == AT_LEAST_ONCE:
             with self._lent_lock:
-                self._lent.append((_text(ident).encode(), me))
-                if len(self._lent) == 1:
+                first = not self._lent
+                self._lent.extend((str(d.id).encode(), me) for d in got)
+                if first:
                     _keeper.keep(self, self.visibility / 3, self._keep)
-        return Delivery(self._loads(payload), int(ident), int(deliveries))
+        return got
 
     def get(self, block: bool = True, timeout: float | None = None) -> T:
         """Remove and return the oldest item, waiting (at most ``timeout``
         seconds) while the queue is empty. :class:`~critsec.Empty` if
         ``block`` is false or the time ran out; :class:`~critsec.ShutDown`
         once shut down and drained."""
-        item: T = self.get_delivery(block, timeout).item
+        item: T = self._take(1, block, timeout)[0].item
         return item
 
     def get_nowait(self) -> T:

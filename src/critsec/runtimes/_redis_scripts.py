@@ -232,18 +232,24 @@ local function room(now, window)
     send(putter, 'put')
   end
 end
-local function take(now, window)
-  local item = redis.call('LPOP', k('items'))
-  if not item then return nil end
-  local payload = redis.call('HGET', k('data'), item)
-  local deliveries = 1
-  if at_least_once then
-    deliveries = lend(item, me, now, window)
-  else
-    redis.call('HDEL', k('data'), item)
+local function take(now, window, most)
+  local got = {'items'}
+  for _ = 1, most do
+    local item = redis.call('LPOP', k('items'))
+    if not item then break end
+    local payload = redis.call('HGET', k('data'), item)
+    local deliveries = 1
+    if at_least_once then
+      deliveries = lend(item, me, now, window)
+    else
+      redis.call('HDEL', k('data'), item)
+    end
+    local n = #got
+    got[n + 1], got[n + 2], got[n + 3] = item, deliveries, payload
   end
+  if #got == 1 then return nil end
   room(now, window)
-  return {'item', item, deliveries, payload}
+  return got
 end
 -- Items of the dead. At least once: a taker whose expiry passed gave up
 -- its items, which go back to the head (oldest first), to be delivered
@@ -303,28 +309,36 @@ return {'exists', redis.call('HGET', meta, 'maxsize'), redis.call('HGET', meta, 
 """
 
 _QUEUE_PUT = r"""
+-- ARGV: me, block, window, payload, ...: the payloads go in, in order,
+-- while there is room; the first that finds none waits (if block) as a
+-- registered putter, to go in when a get makes room. The reply says how
+-- many went in: {'put', n}, {'wait', n}, {'full', n}, {'shutdown', n}.
 local msg = pending_message()
 if msg then return {'msg', msg} end
-if redis.call('HGET', k('meta'), 'shutdown') == '1' then return {'shutdown'} end
-local now, payload, window = now_ms(), ARGV[2], tonumber(ARGV[4])
+if redis.call('HGET', k('meta'), 'shutdown') == '1' then return {'shutdown', 0} end
+local now, window = now_ms(), tonumber(ARGV[3])
 local maxsize = tonumber(redis.call('HGET', k('meta'), 'maxsize'))
-if maxsize > 0 and redis.call('LLEN', k('items')) >= maxsize then
-  if ARGV[3] == '0' then return {'full'} end
-  redis.call('HSET', k('pend'), me, payload)
-  register('putters', now, window)
-  return {'wait'}
+for i = 4, #ARGV do
+  if maxsize > 0 and redis.call('LLEN', k('items')) >= maxsize then
+    if ARGV[2] == '0' then return {'full', i - 4} end
+    redis.call('HSET', k('pend'), me, ARGV[i])
+    register('putters', now, window)
+    return {'wait', i - 4}
+  end
+  enqueue(ARGV[i], now, window)
 end
-enqueue(payload, now, window)
-return {'put'}
+return {'put', #ARGV - 3}
 """
 
 _QUEUE_GET = r"""
+-- ARGV: me, block, window, most: up to `most` items, oldest first, as
+-- {'items', id, deliveries, payload, id, ...}; or wait for one.
 local msg = pending_message()
 if msg then return {'msg', msg} end
 redis.call('HDEL', k('handed'), me)
 local now, window = now_ms(), tonumber(ARGV[3])
 reap(now)
-local got = take(now, window)
+local got = take(now, window, tonumber(ARGV[4]))
 if got then return got end
 -- Shut down and drained -- unless items lent to takers may still come back
 -- (at least once): until they are acknowledged, getters wait for them.
