@@ -30,6 +30,7 @@ from rich.console import Console
 
 import critsec
 from critsec import explorer, lab
+from critsec._runtime import REDIS_SCHEMES
 from critsec._task import common_kind
 from critsec._watchdog import Overtime, Watchdog
 from critsec.explorer._exits import ProcessExit, ProcessExitsRefused
@@ -72,18 +73,54 @@ NON_NEGATIVE = _count_option(0, "a non-negative integer")
 
 
 def _runtime_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if value not in critsec.RUNTIMES:
-        raise click.BadParameter(f"must be one of {', '.join(critsec.RUNTIMES)}, got {value!r}")
+    if value in critsec.RUNTIMES:
+        return value
+    if not value.startswith(REDIS_SCHEMES):
+        raise click.BadParameter(
+            f"must be one of {', '.join(critsec.RUNTIMES)}, or a server URL "
+            f"({', '.join(REDIS_SCHEMES)}), got {_shown(value)!r}"
+        )
+    # Checked now, as redis-py will read it (nothing is connected): the
+    # runtime would find out at its first command, in a traceback.
+    try:
+        import redis
+    except ImportError:
+        return value  # critsec.runtime() says what to install
+    try:
+        redis.ConnectionPool.from_url(value).make_connection()
+    except (ValueError, TypeError) as error:
+        raise click.BadParameter(
+            f"is not a server URL redis-py can use ({error}), got {_shown(value)!r}"
+        ) from None
     return value
+
+
+def _pipeline_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter(f"must name the pipeline, got {value!r}")
+    return value
+
+
+def _is_redis(runtime: str) -> bool:
+    return runtime == "redis" or runtime.startswith(REDIS_SCHEMES)
+
+
+def _shown(runtime: str) -> str:
+    """``runtime`` fit to print: a server URL's password hidden."""
+    from critsec.runtimes._redis import redact
+
+    return redact(runtime)
 
 
 _runtime_option = click.option(
     "--runtime",
     "-r",
-    metavar="NAME",
+    metavar="NAME|URL",
     required=True,
     callback=_runtime_name,
-    help=f"Where the tasks run: {', '.join(critsec.RUNTIMES)}.",
+    help=f"Where the tasks run: {', '.join(critsec.RUNTIMES)}; or a redis server's URL, "
+    "redis://[:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS, unix://PATH): the redis "
+    "runtime on that server, whose primitives programs on other machines share.",
 )
 _json_option = click.option(
     "--json", "as_json", is_flag=True, help="One JSON object per line on stdout, no table."
@@ -187,7 +224,7 @@ def counter(
     results = []
     with progress(trials, _show_progress(as_json)) as track:
         for trial in range(1, trials + 1):
-            track(f"trial {trial}/{trials}: {runtime}, {'lock' if lock else 'no lock'}")
+            track(f"trial {trial}/{trials}: {_shown(runtime)}, {'lock' if lock else 'no lock'}")
             result = lab.run_counter(rt, lock=lock, tasks=tasks, iterations=iterations, trial=trial)
             results.append(result)
             if as_json:
@@ -232,6 +269,19 @@ def counter(
     help="Processes: at-least-once delivers again the item a killed consumer held.",
 )
 @click.option("--seed", type=int, default=None, help="When --kill kills (default: random).")
+@click.option(
+    "--role",
+    type=click.Choice(lab.ROLES),
+    default="both",
+    show_default=True,
+    help="Redis: run one side only -- producer or consumer -- of the pipeline --name NAME, "
+    "the other side running elsewhere (another terminal, another machine).",
+)
+@click.option(
+    "--name",
+    callback=_pipeline_name,
+    help="Redis: the pipeline's name on the server, where its two sides meet.",
+)
 @_json_option
 def pipeline(
     runtime: str,
@@ -242,6 +292,8 @@ def pipeline(
     kill: int,
     delivery: str,
     seed: int | None,
+    role: str,
+    name: str | None,
     as_json: bool,
 ) -> int:
     """Producers put numbered items into a bounded queue; consumers take them.
@@ -252,7 +304,15 @@ def pipeline(
     maxsize items; exits 1 if not. With --kill, consumers die mid-run:
     at-least-once delivery must lose nothing; at-most-once may lose the
     items the killed consumers held (one each), never more.
+
+    On a redis server, one pipeline can span machines: run
+    `--role producer --name NAME` in one place and `--role consumer --name
+    NAME` in another, in either order. The producer side takes --producers,
+    --items and --maxsize, and starts a fresh run of NAME; the consumer side
+    takes --consumers, waits for the run if it has not started, and checks
+    what it took against the item count the producer side recorded.
     """
+    _check_sides(runtime, role, name)
     if kill or delivery != "at-most-once":
         _needs_processes(runtime, "--kill and --delivery")
         with progress(1, _show_progress(as_json)) as track:
@@ -273,9 +333,19 @@ def pipeline(
             _stdout().print(render_pipeline_kills(killed))
         return 0 if killed.ok else 1
     with progress(1, _show_progress(as_json)) as track:
-        track(f"pipeline on {runtime}: {items:,} items")
+        track(
+            f"pipeline on {_shown(runtime)}: {items:,} items"
+            if role == "both"
+            else f"pipeline on {_shown(runtime)}: the {role} side of {name!r}"
+        )
         result = lab.run_pipeline(
-            runtime, producers=producers, consumers=consumers, items=items, maxsize=maxsize
+            runtime,
+            producers=producers,
+            consumers=consumers,
+            items=items,
+            maxsize=maxsize,
+            role=role,
+            name=name,
         )
     if as_json:
         _emit_json(result.to_json())
@@ -288,8 +358,27 @@ def _needs_processes(runtime: str, what: str) -> None:
     """``what`` (options, plural) work on processes only."""
     if runtime != "processes":
         raise click.UsageError(
-            f"{what} work with --runtime processes only, not {runtime}: "
+            f"{what} work with --runtime processes only, not {_shown(runtime)}: "
             "only a process can die alone"
+        )
+
+
+def _check_sides(runtime: str, role: str, name: str | None) -> None:
+    """--role and --name: a pipeline whose sides meet at a queue on a server."""
+    if role == "both" and name is None:
+        return
+    given = "--name" if role == "both" else f"--role {role}"
+    if not _is_redis(runtime):
+        raise click.UsageError(
+            f"{given} works with a redis runtime only (redis, or a server URL), not "
+            f"{_shown(runtime)}: the two sides of a pipeline meet at a queue on a server"
+        )
+    if name is None:
+        raise click.UsageError(f"{given} needs --name: the pipeline whose {role} side to run")
+    if runtime == "redis" and role != "both":
+        raise click.UsageError(
+            f"{given} needs a server the other side can reach too, -r redis://HOST:PORT/DB: "
+            "-r redis is a private server, gone when this command ends"
         )
 
 
@@ -319,6 +408,29 @@ def _counter_killing_holder(
     if not as_json:
         _stdout().print(render_holder_killed(results))
     return 0 if all(r.ok for r in results) else 1
+
+
+@cli.command()
+@click.option("--port", **POSITIVE, help="The loopback port to listen on.  [default: a free one]")
+def server(port: int | None) -> int:
+    """Run a private redis server until Ctrl-C, for other terminals.
+
+    Prints its URL, for `--runtime URL` in other commands -- the two sides
+    of `critsec pipeline --role ...`, say. Keeps nothing on disk; stops
+    with this command (Ctrl-C, SIGTERM, or this command killed).
+    """
+    from critsec.runtimes import _redis_server
+
+    try:
+        running = _redis_server.start(port=port)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        click.echo(f"{running.url}  ({running.version}; Ctrl-C stops it)")
+        running.process.wait()
+    finally:
+        running.stop()
+    raise click.ClickException(f"the server stopped by itself (exit {running.process.returncode})")
 
 
 @cli.command()
@@ -681,8 +793,9 @@ def _main(argv: Sequence[str] | None) -> int:
         click.echo(f"{PROG}: interrupted", err=True)
         return 130
     except (critsec.CritsecError, TimeoutError, ImportError) as error:
-        # A task failed, timed out, or a runtime is not installed: the first
-        # line says which; the rest (a task's traceback) is noise here.
+        # A task failed, timed out, a server is unreachable (its URL shown
+        # without a password) or a runtime is not installed: the first line
+        # says which; the rest (a task's traceback) is noise here.
         click.echo(f"{PROG}: error: {_one_line(str(error).splitlines()[0])}", err=True)
         return 1
     return status if isinstance(status, int) else 0

@@ -41,6 +41,7 @@ from ._faults import (
     pipeline_with_kills,
 )
 from ._pipeline import (
+    ROLES,
     PipelineResult,
     consume_async,
     consume_blocking,
@@ -54,6 +55,7 @@ from ._pipeline import (
 __all__ = [
     "INITIAL",
     "LESSON_ITERATIONS",
+    "ROLES",
     "CounterResult",
     "DemoCheck",
     "DemoSizes",

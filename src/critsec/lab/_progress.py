@@ -33,7 +33,7 @@ def progress(total: int, enabled: bool) -> Iterator[Tracker]:
         yield lambda description: None
         return
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a name may hold "[...]"
         BarColumn(),
         MofNCompleteColumn(),
         console=Console(stderr=True),

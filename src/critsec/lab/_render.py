@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -70,18 +71,36 @@ def _two_columns(title: str, rows: list[tuple[str, str]], ok: bool) -> Renderabl
 
 
 def render_pipeline(result: PipelineResult) -> RenderableType:
-    """A two-column table of one pipeline run."""
+    """A two-column table of one pipeline run; for one side of a named
+    pipeline, the rows that side can tell."""
+    title = f"pipeline: {result.runtime}"
+    if result.name is not None:
+        title += f", {escape(repr(result.name))}"  # the user's name, "[...]" and all
+    tasks = {
+        "both": ("producers / consumers", f"{result.producers} / {result.consumers}"),
+        "producer": ("producers", f"{result.producers}"),
+        "consumer": ("consumers", f"{result.consumers}"),
+    }[result.role]
+    high = result.max_qsize
+    bound = None if high is None else f"{high} / {result.maxsize or 'unbounded'}"
     rows = [
-        ("producers / consumers", f"{result.producers} / {result.consumers}"),
+        ("role", None if result.role == "both" else f"{result.role} side"),
+        tasks,
         ("items produced", f"{result.produced:,}"),
-        ("items consumed", f"{result.consumed:,}"),
-        ("lost", f"{result.lost:,}"),
-        ("duplicated", f"{result.duplicated:,}"),
-        ("max qsize / maxsize", f"{result.max_qsize} / {result.maxsize or 'unbounded'}"),
+        ("items consumed", _count(result.consumed)),
+        ("lost", _count(result.lost)),
+        ("duplicated", _count(result.duplicated)),
+        ("max qsize / maxsize", bound),
         ("seconds", f"{result.seconds:.3f}"),
         ("items per second", f"{result.items_per_s:,.0f}"),
     ]
-    return _two_columns(f"pipeline: {result.runtime}", rows, result.ok)
+    shown = [(name, value) for name, value in rows if value is not None]
+    return _two_columns(title, shown, result.ok)
+
+
+def _count(number: int | None) -> str | None:
+    """A count for a table; None, what this side cannot tell, stays None."""
+    return None if number is None else f"{number:,}"
 
 
 def render_holder_killed(results: list[HolderKilledCounter]) -> RenderableType:

@@ -54,10 +54,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import socket
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -103,16 +103,21 @@ _MISSING = "the redis runtime needs redis-py: pip install 'critsec[redis]'"
 # -- connections ------------------------------------------------------------------
 
 
+#: Where a URL may carry a password: its user part (``user:password@``,
+#: or a lone ``password@``), or a ``password=`` in its query.
+_PASSWORDS = re.compile(r"(?:(?<=//)|^)[^/@]*(?=@)|(?<=[?&]password=)[^&#]*")
+
+
+def _hide(found: re.Match[str]) -> str:
+    user, colon, _ = found[0].partition(":")
+    return f"{user}:***" if colon else "***"
+
+
 def redact(url: str) -> str:
-    """``url`` without its password (``redis://:***@host/0``)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """``url`` with its password hidden (``redis://:***@host/0``,
+    ``unix:///sock?password=***``); any string, even a broken URL: it is
+    what errors and ``repr`` show."""
+    return _PASSWORDS.sub(_hide, url)
 
 
 def client_name(pid: int | None = None) -> str:
@@ -560,6 +565,11 @@ class RedisCounter(_Primitive):
             )
         return int(reply[1])
 
+    def delete(self) -> None:
+        """Remove the counter from the server (a named one outlives its programs)."""
+        with self._redis.errors():
+            self._redis.client.delete(self._base, f"{self._base}:fence")
+
     def __repr__(self) -> str:
         return f"<RedisCounter {self.name!r} on {redact(self._url)}>"
 
@@ -690,6 +700,11 @@ class RedisQueue(_Primitive, Generic[T]):
                 raise ShutDown
             elif word == b"full":
                 raise Full
+            elif word == b"missing":
+                raise LookupError(
+                    f"queue {self.name!r} is not on the server (deleted, or never made): "
+                    "make it with rt.queue(name, maxsize)"
+                )
 
     def _put_waiting(self, me: str, payload: bytes, window: int, deadline: float | None) -> int:
         """Wait until the registered ``payload`` went in (1), or raise."""
@@ -816,6 +831,13 @@ class RedisQueue(_Primitive, Generic[T]):
         """Deliver again now what dead takers held; return how many."""
         return int(self._run("reclaim", ""))
 
+    def delete(self, *, finished_only: bool = False) -> bool:
+        """Remove the queue from the server, items and all (a named queue
+        outlives its programs); with ``finished_only``, only if it is shut
+        down with nothing left to deliver. True if it was removed. Getters
+        still waiting then wait as on a queue not made yet."""
+        return bool(self._run("delete", "", int(finished_only)))
+
     def _state(self) -> list[Any]:
         return list(self._run("state", ""))
 
@@ -888,14 +910,15 @@ class RedisRuntime(ProcessesRuntime):
         return RedisLock(self.url, self._name(name, "lock"), lease)
 
     def counter(  # type: ignore[override]
-        self, name: str | int | None = None, initial: int = 0
+        self, name: str | int | None = None, initial: int = 0, *, create: bool = True
     ) -> RedisCounter:
         """The counter called ``name`` (created holding ``initial`` unless
-        it exists); ``rt.counter(5)``, as on every runtime, makes a new
+        it exists; with ``create=False``, never: it reads 0 until someone
+        writes); ``rt.counter(5)``, as on every runtime, makes a new
         anonymous one."""
         if isinstance(name, int) and not isinstance(name, bool):
             return RedisCounter(self.url, self._name(None, "counter"), name)
-        return RedisCounter(self.url, self._name(name, "counter"), initial)
+        return RedisCounter(self.url, self._name(name, "counter"), initial, create=create)
 
     def queue(  # type: ignore[override]
         self,
@@ -905,9 +928,11 @@ class RedisRuntime(ProcessesRuntime):
         delivery: str = AT_MOST_ONCE,
         visibility: float = VISIBILITY,
         serializer: str = "json",
+        create: bool = True,
     ) -> RedisQueue[Any]:
         """The queue called ``name`` (created with ``maxsize`` and
-        ``delivery`` unless it exists: then they must match);
+        ``delivery`` unless it exists: then they must match; with
+        ``create=False``, never: getters wait until a program makes it);
         ``rt.queue(10)``, as on every runtime, makes a new anonymous one."""
         if isinstance(name, int | float) and not isinstance(name, bool):
             maxsize, name = name, None
@@ -918,6 +943,7 @@ class RedisRuntime(ProcessesRuntime):
             delivery=delivery,
             visibility=visibility,
             serializer=serializer,
+            create=create,
         )
 
     def __repr__(self) -> str:

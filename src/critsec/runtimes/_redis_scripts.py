@@ -45,19 +45,42 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- Mailboxes of clients that vanished expire; an hour is far longer than
--- any hand-over takes to be read.
+-- Mailboxes: wake:<id> is where a hand-over goes; a waiter's BLMOVE moves
+-- it to got:<id>. Both expire, so a client that vanishes leaves nothing for
+-- long; an hour is far longer than any hand-over takes to be read. got: is
+-- made here, holding an empty placeholder, so that it has an expiry before
+-- BLMOVE pushes onto it. `boxes` names every mailbox, for delete and sweep.
 local MAILBOX_TTL = 3600000
 local function send(to, message)
-  local box = k('wake:' .. to)
+  local box, got = k('wake:' .. to), k('got:' .. to)
   redis.call('RPUSH', box, message)
   redis.call('PEXPIRE', box, MAILBOX_TTL)
+  if redis.call('EXISTS', got) == 0 then redis.call('RPUSH', got, '') end
+  redis.call('PEXPIRE', got, MAILBOX_TTL)
+  redis.call('SADD', k('boxes'), to)
 end
 -- A message handed to the caller before this call: take it now. What an
 -- earlier wait moved to got: was read (or the client gave up on it).
 local function pending_message()
   redis.call('DEL', k('got:' .. me))
   return redis.call('LPOP', k('wake:' .. me))
+end
+-- What a waiter that gave up finds in its mailbox (nil: nothing), emptied.
+local function leftover_message()
+  local msg = redis.call('LPOP', k('got:' .. me))
+  if msg == '' or not msg then msg = redis.call('LPOP', k('wake:' .. me)) end
+  redis.call('DEL', k('got:' .. me), k('wake:' .. me))
+  redis.call('SREM', k('boxes'), me)
+  return msg
+end
+-- Forget the mailboxes that expired (kept small: looked at past 64).
+local function sweep_boxes()
+  if redis.call('SCARD', k('boxes')) <= 64 then return end
+  for _, who in ipairs(redis.call('SMEMBERS', k('boxes'))) do
+    if redis.call('EXISTS', k('wake:' .. who), k('got:' .. who)) == 0 then
+      redis.call('SREM', k('boxes'), who)
+    end
+  end
 end
 local function alive(who, now)
   local expiry = tonumber(redis.call('HGET', k('alive'), who))
@@ -149,6 +172,7 @@ if redis.call('EXISTS', k('owner')) == 0 then
   end
 end
 if ARGV[4] == '0' then return 0 end
+sweep_boxes()
 register('queue', now, window)
 redis.call('HSET', k('lease'), me, lease)
 return {'wait', redis.call('PTTL', k('owner')), tonumber(redis.call('GET', k('fence')) or '0')}
@@ -170,8 +194,7 @@ return 1
 _LOCK_CANCEL = r"""
 redis.call('LREM', k('queue'), 0, me)
 forget(me)
-local msg = redis.call('LPOP', k('got:' .. me)) or redis.call('LPOP', k('wake:' .. me))
-redis.call('DEL', k('got:' .. me), k('wake:' .. me))
+local msg = leftover_message()
 if msg then return {'msg', msg} end
 -- Granted since the caller last registered (the fence moved past what it
 -- saw then), and the message lost with a connection: it is ours all the same.
@@ -257,6 +280,7 @@ end
 -- moved the item out of its mailbox was never delivered: back to the head
 -- too; one it moved out is gone with it (that is what at-most-once means).
 local function reap(now)
+  sweep_boxes()
   if redis.call('HLEN', k('alive')) > 64 then
     -- Expiries of clients long gone: a missing entry means dead too.
     local entries = redis.call('HGETALL', k('alive'))
@@ -318,6 +342,7 @@ if msg then return {'msg', msg} end
 if redis.call('HGET', k('meta'), 'shutdown') == '1' then return {'shutdown', 0} end
 local now, window = now_ms(), tonumber(ARGV[3])
 local maxsize = tonumber(redis.call('HGET', k('meta'), 'maxsize'))
+if not maxsize then return {'missing', 0} end  -- deleted, or never made (create=False)
 for i = 4, #ARGV do
   if maxsize > 0 and redis.call('LLEN', k('items')) >= maxsize then
     if ARGV[2] == '0' then return {'full', i - 4} end
@@ -404,8 +429,7 @@ return {'done'}
 _QUEUE_CANCEL = r"""
 redis.call('LREM', k(ARGV[2]), 0, me)
 forget(me)
-local msg = redis.call('LPOP', k('got:' .. me)) or redis.call('LPOP', k('wake:' .. me))
-redis.call('DEL', k('got:' .. me), k('wake:' .. me))
+local msg = leftover_message()
 if msg then return {'msg', msg} end
 return {'none'}
 """
@@ -420,11 +444,30 @@ return 1
 _QUEUE_STATE = r"""
 local now = now_ms()
 reap(now)
+-- (A queue not made yet reads as an empty one; Lua would cut a reply at a nil.)
 return {
   redis.call('LLEN', k('items')),
-  tonumber(redis.call('HGET', k('meta'), 'unfinished')),
-  redis.call('HGET', k('meta'), 'shutdown'),
+  tonumber(redis.call('HGET', k('meta'), 'unfinished') or '0'),
+  redis.call('HGET', k('meta'), 'shutdown') or '0',
 }
+"""
+
+_QUEUE_DELETE = r"""
+-- ARGV: me, finished_only. Delete the queue's every key -- or, with
+-- finished_only, only once it is shut down with nothing left to deliver.
+-- 1 if it was deleted. Its waiters' mailboxes go too (theirs to wait
+-- again, on a queue that no longer exists: as on one not made yet).
+if redis.call('EXISTS', k('meta')) == 0 then return 0 end
+if ARGV[2] == '1' and (redis.call('HGET', k('meta'), 'shutdown') ~= '1'
+    or redis.call('LLEN', k('items')) > 0 or redis.call('HLEN', k('lent')) > 0) then
+  return 0
+end
+for _, who in ipairs(redis.call('SMEMBERS', k('boxes'))) do
+  redis.call('DEL', k('wake:' .. who), k('got:' .. who))
+end
+redis.call('DEL', k('meta'), k('items'), k('data'), k('deliveries'), k('lent'), k('handed'),
+  k('getters'), k('putters'), k('joiners'), k('alive'), k('pend'), k('boxes'))
+return 1
 """
 
 _QUEUE_RECLAIM = r"""
@@ -469,6 +512,7 @@ QUEUE = {
     "keep": _script(_QUEUE_KEEP),
     "state": _script(_QUEUE_COMMON, _QUEUE_STATE),
     "reclaim": _script(_QUEUE_COMMON, _QUEUE_RECLAIM),
+    "delete": _script(_QUEUE_DELETE),
 }
 COUNTER = {"fenced": _script(_COUNTER_FENCED)}
 

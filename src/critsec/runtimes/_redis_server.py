@@ -126,10 +126,17 @@ def _answers(port: int) -> str | None:
     return str(info.get("valkey_version") or info.get("redis_version", ""))
 
 
-def start(binary: str | None = None, *, extra: tuple[str, ...] = ()) -> EmbeddedServer:
-    """Start a private server on a free loopback port; return once it
-    answers. ``extra``: more server options (``--appendonly yes``, ...)."""
+def start(
+    binary: str | None = None, *, extra: tuple[str, ...] = (), port: int | None = None
+) -> EmbeddedServer:
+    """Start a private server on a free loopback port (or ``port``); return
+    once it answers. ``extra``: more server options (``--appendonly yes``, ...)."""
     binary = binary or find_binary()
+    if port is not None:
+        server = _launch(binary, port, tempfile.mkdtemp(prefix="critsec-redis-"), extra)
+        if server is None:
+            raise RuntimeError(f"could not start a server on port {port}: is it taken?")
+        return server
     for _ in range(ATTEMPTS):
         server = _launch(binary, _free_port(), tempfile.mkdtemp(prefix="critsec-redis-"), extra)
         if server is not None:
