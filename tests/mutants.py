@@ -416,6 +416,7 @@ class RedisQueueNotWaking(RedisScriptPatch, RedisQueue[Any]):
 
 _NO_LEASE = (
     ("redis.call('SET', k('owner'), who, 'PX', lease)", "redis.call('SET', k('owner'), who)"),
+    ("ARGV[1], 'NX', 'PX', ARGV[2])", "ARGV[1], 'NX')"),  # the fast path
 )
 
 
@@ -425,7 +426,7 @@ class RedisLockWithoutLease(RedisScriptPatch, RedisLock):
 
     PATCHES: ClassVar[Patches] = {
         "acquire": _NO_LEASE,
-        "release": _NO_LEASE,
+        "release": _NO_LEASE[:1],
         "renew": (("redis.call('PEXPIRE', k('owner'), ARGV[2])", ""),),
     }
 

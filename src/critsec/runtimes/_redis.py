@@ -138,6 +138,7 @@ class _Connection:
             health_check_interval=0,
             client_name=client_name(),
         )
+        self._waiting = threading.local()  # each thread's connection for waiting
         self.scripts = {
             (kind, name): self.client.register_script(source)
             for kind, sources in (("lock", LOCK), ("queue", QUEUE), ("counter", COUNTER))
@@ -145,8 +146,19 @@ class _Connection:
         }
 
     def run(self, kind: str, name: str, base: str, *args: Any) -> Any:
-        with self.errors():
-            return self.scripts[kind, name](keys=[base], args=args)
+        script = self.scripts[kind, name]
+        try:  # every operation's hot path: EVALSHA itself, no more
+            try:
+                return self.client.execute_command(  # type: ignore[no-untyped-call]
+                    "EVALSHA", script.sha, 1, base, *args
+                )
+            except redis.exceptions.NoScriptError:  # a server that restarted, or a new one
+                return script(keys=[base], args=args)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise self.unreachable(error) from None
+
+    def unreachable(self, error: Exception) -> ServerUnreachable:
+        return ServerUnreachable(f"the server at {redact(self.url)} cannot be reached: {error}")
 
     @contextmanager
     def errors(self) -> Iterator[None]:
@@ -154,30 +166,31 @@ class _Connection:
         try:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as error:
-            raise ServerUnreachable(
-                f"the server at {redact(self.url)} cannot be reached: {error}"
-            ) from None
+            raise self.unreachable(error) from None
 
-    def receive(self, box: str, got: str, seconds: float) -> bytes | None:
+    def receive(self, box: str, got: str, seconds: float, exact: bool) -> bytes | None:
         """Wait at most ``seconds`` for a message in mailbox ``box`` (moved
-        to ``got`` as it is taken); None if none came in time."""
-        pool = self.client.connection_pool
+        to ``got`` as it is taken); None if none came in time. ``exact``:
+        ``seconds`` is the caller's deadline, kept by this client to the
+        millisecond -- the server's blocking timeouts overshoot (by up to
+        100 ms at its default ``hz``); otherwise the server's timeout ends
+        the wait (no reconnection after it)."""
+        # A connection of this thread's own for waiting, not the pool's: one
+        # given up on is dropped, and the cancel that follows must not pay
+        # for reconnecting it.
+        connection: Any = getattr(self._waiting, "connection", None)
+        if connection is None:
+            connection = self._waiting.connection = self.client.connection_pool.make_connection()
         with self.errors():
-            connection = pool.get_connection()
-            try:
-                # The server's own timeout may overshoot; the client's does not.
-                connection.send_command(  # type: ignore[no-untyped-call]
-                    "BLMOVE", box, got, "LEFT", "LEFT", f"{seconds:.3f}"
-                )
-                if not connection.can_read(timeout=seconds + 0.002):
-                    # Given up: the server may still move a message to `got`
-                    # meanwhile; the caller's cancel finds it there.
-                    connection.disconnect()  # type: ignore[no-untyped-call]
-                    return None
-                reply: bytes | None = connection.read_response()
-                return reply
-            finally:
-                pool.release(connection)
+            block = seconds + (1.0 if exact else 0.0)  # exact: the client ends it first
+            connection.send_command("BLMOVE", box, got, "LEFT", "LEFT", f"{block:.3f}")
+            if not connection.can_read(timeout=seconds if exact else seconds + 1.0):
+                # Given up: the server may still move a message to `got`
+                # meanwhile; the caller's cancel finds it there.
+                connection.disconnect()
+                return None
+            reply: bytes | None = connection.read_response()
+            return reply
 
 
 _connections: dict[str, _Connection] = {}
@@ -185,6 +198,9 @@ _connections_lock = threading.Lock()
 
 
 def _connection(url: str) -> _Connection:
+    found = _connections.get(url)
+    if found is not None:
+        return found
     with _connections_lock:
         found = _connections.get(url)
         if found is None:
@@ -367,11 +383,14 @@ class _Primitive:
             if _text(reply[0]) != "wait":
                 return reply
             seconds = patience(reply)
+            exact = False
             if deadline is not None:
-                seconds = min(seconds, deadline - clock.now())
-                if seconds <= 0:
+                left = deadline - clock.now()
+                if left <= 0:
                     return cancel()
-            message = self._redis.receive(box, got, seconds)
+                exact = left <= seconds
+                seconds = min(seconds, left)
+            message = self._redis.receive(box, got, seconds, exact)
             if message is not None:
                 return ["msg", message]
             if deadline is not None and clock.now() >= deadline:
