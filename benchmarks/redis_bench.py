@@ -9,6 +9,9 @@ On one server (a private one, or ``--url``), in one run:
   hold it ``--hold`` seconds (default 0.01), over and over for
   ``--seconds`` (default 10): acquisitions in total, and the fewest and
   most per process (min/max = 1 is perfectly fair);
+* **hand-over**: how soon a waiting process has the lock after a release,
+  next to the machine's floor (a bare ``RPUSH`` waking a ``BLPOP``, and how
+  far ``time.sleep`` overshoots);
 * **timeouts**: how late ``acquire`` of a held lock with a 50 ms timeout
   gives up;
 * **counter**: ``counter.add(1)`` against redis-py's ``INCRBY``;
@@ -112,6 +115,67 @@ def contention(kind: str, url: str, procs: int, hold: float, seconds: float) -> 
             ]
             start.set()
             return [p.get(seconds * 10 + 60) for p in pending]
+
+
+# -- what a hand-over costs, and the machine's floor ------------------------------------
+
+
+def _woken(kind: str, url: str, name: str, times: Any, go: Any, n: int) -> None:
+    """Wait ``n`` times -- for the lock, or on a bare BLPOP -- when told to
+    (``go``), and note when woken."""
+    lock = make_lock("critsec", url, name) if kind == "critsec" else None
+    client = redis.Redis.from_url(url)
+    for i in range(n):
+        go.acquire()
+        if lock is not None:
+            lock.acquire()
+            times[i] = time.monotonic()
+            lock.release()
+        else:
+            client.blpop([name])
+            times[i] = time.monotonic()
+
+
+def wake_latency(kind: str, url: str, n: int = 100) -> float:
+    """Median ms from a release (critsec's lock) or an RPUSH (bare Redis)
+    in this process to the waiter in another process running again. The
+    monotonic clock is the machine's, so both processes can read it."""
+    context = multiprocessing.get_context("fork")
+    name = f"bench-wake-{uuid.uuid4().hex}"
+    times, go = context.Array("d", n), context.Semaphore(0)
+    lock = make_lock("critsec", url, name) if kind == "critsec" else None
+    client = redis.Redis.from_url(url)
+    if lock is not None:
+        lock.acquire()
+    waiter = context.Process(target=_woken, args=(kind, url, name, times, go, n))
+    waiter.start()
+    late: list[float] = []
+    for i in range(n):
+        go.release()
+        time.sleep(0.005)  # the waiter blocks meanwhile (the workload, not a sync)
+        start = time.monotonic()
+        if lock is not None:
+            lock.release()
+        else:
+            client.rpush(name, 1)
+        while times[i] == 0:
+            time.sleep(0.0001)
+        late.append((float(times[i]) - start) * 1000)
+        if lock is not None:
+            lock.acquire()
+    if lock is not None:
+        lock.release()
+    waiter.join()
+    return statistics.median(late)
+
+
+def sleep_overshoot(seconds: float = 0.01, n: int = 100) -> float:
+    late = []
+    for _ in range(n):
+        start = time.monotonic()
+        time.sleep(seconds)
+        late.append((time.monotonic() - start - seconds) * 1000)
+    return statistics.median(late)
 
 
 # -- counter and queue ------------------------------------------------------------------------
@@ -283,6 +347,13 @@ def main(argv: list[str] | None = None) -> int:
         f"contention: {args.procs} processes each holding the lock {args.hold * 1000:.0f} ms "
         f"for {args.seconds:.0f} s (at most {args.seconds / args.hold:,.0f} in all)",
         rows,
+    )
+
+    print(
+        f"hand-over: critsec's lock reaches a waiting process in "
+        f"{wake_latency('critsec', url):.2f} ms; the floor -- a bare RPUSH waking a BLPOP "
+        f"-- {wake_latency('bare', url):.2f} ms; time.sleep({args.hold}) overshoots by "
+        f"{sleep_overshoot(args.hold):.2f} ms (medians)"
     )
 
     rows = [["lock", "ms late (median)"]]
