@@ -25,9 +25,8 @@ from critsec.runtimes import _redis
 from critsec.runtimes._redis import RedisRuntime
 
 import interleave
+from victims import FOREVER, finish, start
 
-# A safety net for a broken primitive; a passing run never waits this long.
-FOREVER = 10
 LEASE = 0.3
 
 
@@ -35,23 +34,6 @@ LEASE = 0.3
 @pytest.fixture(params=["redis"])
 def rt(request: pytest.FixtureRequest) -> RedisRuntime:
     return critsec.runtime("redis", start_method="fork")
-
-
-def start(rt: RedisRuntime, target: Any, *args: Any) -> Any:
-    process = rt.context.Process(target=target, args=args, daemon=True)  # type: ignore[attr-defined]
-    process.start()
-    return process
-
-
-def finish(process: Any) -> int:
-    process.join(FOREVER)
-    if process.exitcode is None:
-        process.kill()
-        process.join()
-        pytest.fail(f"process {process.pid} neither died nor finished in {FOREVER} s: stuck")
-    code: int = process.exitcode
-    process.close()
-    return code
 
 
 # -- the lock: a holder that dies, one that pauses, a waiter that dies --------------------

@@ -25,11 +25,9 @@ import critsec
 from critsec.runtimes._processes import ProcessesRuntime
 
 import interleave
+from victims import FOREVER, finish, start
 
 pytestmark = pytest.mark.skipif(not interleave.CAN_SEE_BLOCKED, reason=interleave.WHY_NOT)
-
-# A safety net for a broken primitive; a passing run never waits this long.
-FOREVER = 10
 
 
 # Named as in tests/test_primitives.py, for the mutation check's table.
@@ -52,25 +50,6 @@ def die_at_line(k: int) -> None:
     sys.settrace(trace)
     frame = sys._getframe(1)  # the caller's frame counts from its next line
     frame.f_trace = trace
-
-
-def start(rt: ProcessesRuntime, target: Any, *args: Any) -> Any:
-    # Daemonic: a process a broken primitive left blocked is killed when the
-    # test session ends, instead of holding it up (multiprocessing joins the others).
-    process = rt.context.Process(target=target, args=args, daemon=True)  # type: ignore[attr-defined]
-    process.start()
-    return process
-
-
-def finish(process: Any) -> int:
-    process.join(FOREVER)
-    if process.exitcode is None:
-        process.kill()
-        process.join()
-        pytest.fail(f"process {process.pid} neither died nor finished in {FOREVER} s: stuck")
-    code: int = process.exitcode
-    process.close()
-    return code
 
 
 # -- the lock --------------------------------------------------------------------------------
