@@ -169,7 +169,7 @@ class RedisProbe(ProcessProbe):
     def _blocked(self, pid: int) -> bool:
         import redis
 
-        from critsec.runtimes._redis import client_name
+        from critsec.runtimes._redis_client import client_name
 
         with redis.Redis.from_url(self._url) as client:
             return any(

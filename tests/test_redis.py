@@ -21,7 +21,7 @@ from typing import Any, cast
 import pytest
 
 import critsec
-from critsec.runtimes import _redis
+from critsec.runtimes import _redis, _redis_client
 from critsec.runtimes._redis import RedisRuntime
 
 import interleave
@@ -126,7 +126,7 @@ def wait_blocked(lock: Any, probe: Any) -> None:
 def alive_entries(rt: RedisRuntime, lock: Any) -> list[tuple[Any, int]]:
     """The lock's registered waiters and their expiries, and the server's
     time now (ms)."""
-    client = _redis._connection(rt.url).client
+    client = _redis_client._connection(rt.url).client
     seconds, micros = client.time()
     now = seconds * 1000 + micros // 1000
     entries = client.hgetall(f"{lock._base}:alive")

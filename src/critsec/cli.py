@@ -107,7 +107,7 @@ def _is_redis(runtime: str) -> bool:
 
 def _shown(runtime: str) -> str:
     """``runtime`` fit to print: a server URL's password hidden."""
-    from critsec.runtimes._redis import redact
+    from critsec.runtimes._redis_client import redact
 
     return redact(runtime)
 
