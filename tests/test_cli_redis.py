@@ -34,8 +34,15 @@ UNREACHABLE = "redis://:secret@127.0.0.1:1/0"
 
 
 def critsec_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # A session of its own: as another machine would be, a process group
+    # that shares nothing with the test but the server.
     return subprocess.run(
-        [*COMMAND, *args], capture_output=True, text=True, timeout=FOREVER, check=False
+        [*COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=FOREVER,
+        check=False,
+        start_new_session=True,
     )
 
 
@@ -100,6 +107,7 @@ def start_waiting_consumer(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # another "machine", as critsec_cli's
         )
         background.append(consumer)
         waiting = 0
