@@ -25,14 +25,18 @@ Limits, stated plainly:
   that does not re-raise does, and the block then runs on (as it would
   after swallowing a ``KeyboardInterrupt``).
 * It is raised where the thread happens to be, with one exception: code
-  the caller names as *spared* (critsec's primitives, whose internal
-  updates must not be cut in half; the event loop's machinery, which would
-  log and swallow it). While the watched thread runs spared code the
-  watchdog looks again every millisecond, and fires once the thread is
-  back in the user's code -- or at the entry of a spared function, before
-  it changed anything. The look and the request happen while the
-  watchdog holds the GIL, and the watched thread acts on the request as
-  soon as it takes the GIL back, where it stood.
+  the caller names as *spared* -- critsec's primitives, whose internal
+  updates must not be cut in half, and (``library=True``) the standard
+  library, whose machinery would be left half-done: an event loop caught
+  inside ``close()`` stays open, a ``socket.close()`` cut short leaks its
+  socket, asyncio would log and swallow the exception in a callback. While
+  the watched thread runs spared code the watchdog looks again every
+  millisecond, and fires once the thread is back in the user's code -- or
+  at the entry of a spared function, before it changed anything. The look
+  and the request happen while the watchdog holds the GIL, and the watched
+  thread acts on the request as soon as it takes the GIL back, where it
+  stood. (A task that spins inside a library call is interrupted when it
+  comes back to its own code between two calls, as a spinning task does.)
 * So callers catch it around the whole block and treat it as the timeout,
   wherever it struck.
 
@@ -43,7 +47,10 @@ requested but not raised yet, so ``Overtime`` never strikes after it.
 from __future__ import annotations
 
 import ctypes
+import os
+import site
 import sys
+import sysconfig
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -70,22 +77,43 @@ def _check_point() -> None:
     the start of any Python function, so it strikes here if one waits."""
 
 
+def _folders(*paths: str) -> tuple[str, ...]:
+    return tuple({os.path.join(os.path.abspath(path), "") for path in paths if path})
+
+
+#: The standard library's code, and the installed packages' inside it (which
+#: are not the standard library).
+_STDLIB = _folders(*(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")))
+_SITE = _folders(*site.getsitepackages(), site.getusersitepackages())
+
+
+def library_code(filename: str) -> bool:
+    """Is ``filename`` the standard library's (frozen modules included)?"""
+    if filename.startswith("<frozen "):
+        return True
+    return filename.startswith(_STDLIB) and not filename.startswith(_SITE)
+
+
 class Watchdog:
     """``with Watchdog(seconds):`` raises :class:`Overtime` in the thread
     that entered the block once ``seconds`` have passed, if the block is
     still running then. ``seconds=None``: no deadline, no thread.
 
     ``spared``: directories (with a trailing separator) or files whose
-    code is not interrupted: the exception waits until the thread runs other code.
+    code is not interrupted: the exception waits until the thread runs
+    other code; ``library``: the standard library's code is spared too.
     ``fired`` tells, after the block, whether the deadline was reached.
     """
 
     #: Seconds between two looks while the watched thread runs spared code.
     LOOK_AGAIN = 0.001
 
-    def __init__(self, seconds: float | None, spared: Sequence[str] = ()) -> None:
+    def __init__(
+        self, seconds: float | None, spared: Sequence[str] = (), *, library: bool = False
+    ) -> None:
         self.seconds = seconds
         self.spared = tuple(spared)
+        self.library = library
         self.fired = False
         self._armed = False
         self._guard = threading.Lock()  # armed/fired change together
@@ -114,7 +142,10 @@ class Watchdog:
 
     def _in_spared_code(self) -> bool:
         frame = sys._current_frames().get(self._target)
-        return frame is not None and frame.f_code.co_filename.startswith(self.spared)
+        if frame is None:
+            return False
+        filename = frame.f_code.co_filename
+        return filename.startswith(self.spared) or (self.library and library_code(filename))
 
     def __exit__(
         self,

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import selectors
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -55,14 +54,9 @@ T = TypeVar("T")
 
 Waiter = asyncio.Future[None]
 
-#: Code a run's watchdog does not interrupt (see critsec._watchdog): these
-#: primitives, the event loop (which would log and swallow the exception
-#: in a callback) and its selector.
-_SPARED = (
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), ""),
-    os.path.join(os.path.dirname(asyncio.__file__), ""),
-    selectors.__file__,
-)
+#: Code a run's watchdog does not interrupt (see critsec._watchdog), besides
+#: the standard library's -- the event loop among it: these primitives.
+_SPARED = (os.path.join(os.path.dirname(os.path.abspath(__file__)), ""),)
 
 
 class Awaiting(Cooperative[Waiter]):
@@ -190,7 +184,7 @@ class AsyncioRuntime(Runtime[AsyncLock, AsyncQueue[Any]]):
         try:
             # asyncio.timeout() ends a run whose tasks await; the watchdog
             # interrupts a task that never does (it blocks the whole loop).
-            with Watchdog(timeout, spared=_SPARED):
+            with Watchdog(timeout, spared=_SPARED, library=True):
                 return asyncio.run(self._gather(tasks, timeout, finished))
         except BaseException as exc:
             struck = isinstance(exc, Overtime) or (

@@ -416,7 +416,7 @@ class CoroutinesRuntime(Runtime[GeneratorLock, GeneratorQueue[Any]]):
             try:
                 # The scheduler checks the time at switch points; the
                 # watchdog interrupts a task that never reaches one.
-                with Watchdog(timeout, spared=[_RUNTIMES_DIR]):
+                with Watchdog(timeout, spared=[_RUNTIMES_DIR], library=True):
                     self._schedule(live, outcomes, timeout)
             except Overtime:
                 raise overdue(timeout, [running.name for running in live]) from None
