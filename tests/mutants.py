@@ -363,19 +363,24 @@ class RedisCounterReadingThenWriting(RedisCounter):
 
 
 class RedisQueueLosing(RedisQueue[Any]):
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        self._puts = getattr(self, "_puts", 0) + 1
-        if self._puts % 100:
-            super().put(item, block, timeout)
+    # put_many: where every put goes (put and put_nowait are one-item batches).
+    def put_many(self, items: Any, block: bool = True, timeout: float | None = None) -> None:
+        kept = []
+        for item in items:
+            self._puts = getattr(self, "_puts", 0) + 1
+            if self._puts % 100:
+                kept.append(item)
+        super().put_many(kept, block, timeout)
 
 
 class RedisQueueDuplicating(RedisQueue[Any]):
-    def get_delivery(self, block: bool = True, timeout: float | None = None) -> Any:
-        got = super().get_delivery(block, timeout)
+    # _take: where every get goes (get, get_nowait, get_delivery, get_many).
+    def _take(self, most: int, block: bool, timeout: float | None) -> Any:
+        got = super()._take(most, block, timeout)
         if not getattr(self, "_duplicated", False):
             self._duplicated = True
             try:
-                super().put_nowait(got.item)
+                super().put_many([got[0].item], block=False)
             except critsec.Full:
                 pass
         return got
