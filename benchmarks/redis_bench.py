@@ -47,7 +47,7 @@ import critsec
 from critsec.runtimes._redis import RedisRuntime
 
 try:
-    import redis_lock  # type: ignore[import-untyped]
+    import redis_lock  # type: ignore[import-untyped,import-not-found,unused-ignore]
 except ImportError:  # a benchmark peer, not a dependency
     redis_lock = None
 
