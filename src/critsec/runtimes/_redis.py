@@ -243,7 +243,7 @@ class RedisLock(_Primitive):
         holder = self._holder
         if holder is None:
             return False
-        if not self._run("renew", holder, _ms(self.lease)):
+        if not self._run("renew", holder, self._lease_ms):
             self.lost = True
             return False
         return True
@@ -428,10 +428,6 @@ class RedisQueue(_Primitive, Generic[T]):
         }
         return _rebuild, (type(self), (self._url, self.name, self.maxsize), options)
 
-    @classmethod
-    def __class_getitem__(cls, item: Any) -> Any:
-        return cls
-
     # -- items ------------------------------------------------------------------------
     def _dumps(self, item: Any) -> bytes:
         if self.serializer == "pickle":
@@ -469,7 +465,7 @@ class RedisQueue(_Primitive, Generic[T]):
         ``ShutDown``), the items before the one that could not go in did."""
         deadline = check_timeout(block, timeout)
         payloads = [self._dumps(item) for item in items]
-        me, window = _me.get(), _ms(WINDOW)
+        me, window = _me.get(), _WINDOW_MS
         done = 0
         while done < len(payloads):
             rest = payloads[done : done + _BATCH]
@@ -596,7 +592,7 @@ class RedisQueue(_Primitive, Generic[T]):
 
     def join(self) -> None:
         """Block until every item put was marked done."""
-        me, window = _me.get(), _ms(WINDOW)
+        me, window = _me.get(), _WINDOW_MS
         self._wait(
             lambda: self._run("join", me, window),
             lambda: self._run("cancel", me, "joiners"),
