@@ -300,22 +300,19 @@ class RedisCounter(_Primitive):
         super().__init__(url, name)
         _check_int64(check_counter_value(initial))
         if create:
-            with self._redis.errors():
-                self._redis.client.set(self._base, initial, nx=True)
+            self._redis.command("SET", self._base, initial, "NX")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _rebuild, (type(self), (self._url, self.name), {"create": False})
 
     @property
     def value(self) -> int:
-        with self._redis.errors():
-            return int(self._redis.client.get(self._base) or 0)
+        return int(self._redis.command("GET", self._base) or 0)
 
     @value.setter
     def value(self, new: int) -> None:
         _check_int64(check_counter_value(new))
-        with self._redis.errors():
-            self._redis.client.set(self._base, new)
+        self._redis.command("SET", self._base, new)
 
     def add(self, delta: int, *, token: int | None = None) -> int:
         """Add ``delta`` atomically; return the new value."""
@@ -323,8 +320,7 @@ class RedisCounter(_Primitive):
         if token is not None:
             return self._fenced("add", delta, token)
         try:
-            with self._redis.errors():
-                return int(self._redis.client.incrby(self._base, delta))
+            return int(self._redis.command("INCRBY", self._base, delta))
         except redis.ResponseError as error:
             raise OverflowError(f"counter {self.name!r}: {error}") from None
 
@@ -348,8 +344,7 @@ class RedisCounter(_Primitive):
 
     def delete(self) -> None:
         """Remove the counter from the server (a named one outlives its programs)."""
-        with self._redis.errors():
-            self._redis.client.delete(self._base, f"{self._base}:fence")
+        self._redis.command("DEL", self._base, f"{self._base}:fence")
 
     def __repr__(self) -> str:
         return f"<RedisCounter {self.name!r} on {redact(self._url)}>"

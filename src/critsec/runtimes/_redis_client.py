@@ -77,7 +77,8 @@ class _Connection:
             health_check_interval=0,
             client_name=client_name(),
         )
-        self._waiting = threading.local()  # each thread's connection for waiting
+        # Each thread's connections: for commands, and for waiting.
+        self._local = threading.local()
         self.scripts = {
             (kind, name): self.client.register_script(source)
             for kind, sources in (("lock", LOCK), ("queue", QUEUE), ("counter", COUNTER))
@@ -85,15 +86,28 @@ class _Connection:
         }
 
     def run(self, kind: str, name: str, base: str, *args: Any) -> Any:
+        """Run script ``name`` of primitive ``kind`` on key ``base``."""
         script = self.scripts[kind, name]
         try:  # every operation's hot path: EVALSHA itself, no more
-            try:
-                return self.client.execute_command(  # type: ignore[no-untyped-call]
-                    "EVALSHA", script.sha, 1, base, *args
-                )
-            except redis.exceptions.NoScriptError:  # a server that restarted, or a new one
-                return script(keys=[base], args=args)
+            return self.command("EVALSHA", script.sha, 1, base, *args)
+        except redis.exceptions.NoScriptError:  # a server that restarted, or a new one
+            self.command("SCRIPT", "LOAD", script.script)
+            return self.command("EVALSHA", script.sha, 1, base, *args)
+
+    def command(self, *args: Any) -> Any:
+        """Send one command on this thread's connection and return its
+        reply (raw: bytes, ints, lists). A connection failure is a
+        :class:`~critsec.ServerUnreachable`, the connection dropped."""
+        # Not through the client's pool: taking a connection from it and
+        # giving it back cost about as much as a round trip's Python does.
+        connection: Any = getattr(self._local, "command", None)
+        if connection is None:
+            connection = self._local.command = self.client.connection_pool.make_connection()
+        try:
+            connection.send_command(*args)
+            return connection.read_response()
         except (redis.ConnectionError, redis.TimeoutError) as error:
+            connection.disconnect()  # a reply may still come: never read it as the next one's
             raise self.unreachable(error) from None
 
     def unreachable(self, error: Exception) -> ServerUnreachable:
@@ -117,9 +131,9 @@ class _Connection:
         # A connection of this thread's own for waiting, not the pool's: one
         # given up on is dropped, and the cancel that follows must not pay
         # for reconnecting it.
-        connection: Any = getattr(self._waiting, "connection", None)
+        connection: Any = getattr(self._local, "waiting", None)
         if connection is None:
-            connection = self._waiting.connection = self.client.connection_pool.make_connection()
+            connection = self._local.waiting = self.client.connection_pool.make_connection()
         with self.errors():
             block = seconds + (1.0 if exact else 0.0)  # exact: the client ends it first
             connection.send_command("BLMOVE", box, got, "LEFT", "LEFT", f"{block:.3f}")
