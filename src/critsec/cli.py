@@ -36,8 +36,11 @@ from critsec._watchdog import Overtime, Watchdog
 from critsec.explorer._exits import ProcessExit, ProcessExitsRefused
 from critsec.explorer._scheduler import decode_schedule
 from critsec.explorer._trace import summary
+from critsec.lab import _bench as bench_rows
+from critsec.lab import _plot as plot
 from critsec.lab._progress import progress
 from critsec.lab._render import (
+    render_bench,
     render_counter,
     render_demo_step,
     render_holder_killed,
@@ -127,10 +130,10 @@ _json_option = click.option(
 )
 
 
-def _stdout() -> Console:
+def _stdout(width: int = 100) -> Console:
     # Not a terminal (a pipe, a file): 100 columns rather than rich's 80, so
     # tables do not wrap into unreadable cells.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 100)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else width)
 
 
 def _show_progress(as_json: bool) -> bool:
@@ -456,6 +459,82 @@ def demo(quick: bool) -> int:
         passed += step.passed
     console.print(f"{passed} of {len(steps)} steps behave as the lesson says.")
     return 0 if passed == len(steps) else 1
+
+
+#: Columns of the bench's table when not on a terminal: its rows' names are long.
+BENCH_WIDTH = 120
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Smaller sizes and 3 repeats: under a minute.")
+@click.option(
+    "--only",
+    "patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only the rows whose name contains PATTERN (shell wildcards allowed, e.g. "
+    "'processes queue*'); repeat for more.",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Interleaved repeats per contender (default: 7, or 3 with --quick).",
+)
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also draw the ratios and the scaling sweep to FILE (.png, .svg, .pdf); "
+    "needs matplotlib (pip install 'critsec[lab]').",
+)
+@_json_option
+def bench(
+    quick: bool,
+    patterns: tuple[str, ...],
+    repeats: int | None,
+    plot_file: str | None,
+    as_json: bool,
+) -> int:
+    """Each runtime's primitives next to their standard-library peer, side by side.
+
+    Each row does the same work twice -- with critsec and with its anchor
+    (multiprocessing.Queue, asyncio.Lock, a bare round-robin loop, ...) --
+    in interleaved repeats in one process of its own, and shows the medians
+    per operation and the ratio critsec / anchor (below 1: critsec is
+    faster) against the row's target. Every run's result is checked.
+
+    Exits 1 if a run did its work wrongly (a lost update, a lost item).
+    """
+    rows = bench_rows.select_rows(list(patterns))
+    if not rows:
+        raise click.UsageError(f"no bench row matches {', '.join(map(repr, patterns))}")
+    if plot_file is not None:
+        try:
+            plot.require_matplotlib()
+        except plot.MissingExtra as error:
+            raise click.UsageError(str(error)) from None
+    machine = bench_rows.machine()
+    results = []
+    with progress(len(rows), _show_progress(as_json)) as track:
+        try:
+            for row in bench_rows.run_bench(rows, quick, repeats, track):
+                results.append(row)
+                if as_json:
+                    _emit_json({**row.to_json(), "machine": machine})
+        except bench_rows.BenchFailed as error:
+            if results and not as_json:
+                _stdout(BENCH_WIDTH).print(render_bench(results, machine))
+            raise click.ClickException(f"wrong result: {error}") from None
+    if not as_json:
+        _stdout(BENCH_WIDTH).print(render_bench(results, machine))
+    if plot_file is not None:
+        title = f"critsec bench, Python {machine['python']}, {machine['cpus']} CPUs"
+        plot.plot_bench(results, plot_file, title)
+        if not as_json:
+            click.echo(f"plot: {plot_file}")
+    return 0
 
 
 # -- explore ----------------------------------------------------------------------------

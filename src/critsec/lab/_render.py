@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ._bench import BenchRow
 from ._counter import CounterResult
 from ._demo import DemoStep
 from ._faults import HolderKilledCounter, PipelineKills
 from ._pipeline import PipelineResult
 
 __all__ = [
+    "render_bench",
     "render_counter",
     "render_demo_step",
     "render_holder_killed",
@@ -171,3 +174,41 @@ def render_demo_step(step: DemoStep) -> RenderableType:
     parts.append(Text.assemble(verdict(step.passed), "  ", step.explanation))
     parts.append(Text(""))
     return Group(*parts)
+
+
+def render_bench(rows: list[BenchRow], machine: dict[str, object]) -> RenderableType:
+    """The bench's table: per operation, critsec against its anchor."""
+    table = Table(
+        title=f"critsec bench: Python {machine['python']}, {machine['cpus']} CPUs, "
+        f"{machine['system']}",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("work", no_wrap=True)
+    table.add_column("against", no_wrap=True)
+    for column in ("critsec", "anchor", "ratio", "target", "MiB"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in rows:
+        if row.skipped:
+            table.add_row(row.name, row.anchor, *["-"] * 4, style="dim")
+            continue
+        target = "" if row.target is None else f"<= {row.target:.2f} "
+        table.add_row(
+            row.name,
+            row.anchor,
+            f"{row.per_op_us(row.critsec):.3f}",
+            f"{row.per_op_us(row.baseline):.3f}",
+            f"{row.ratio:.2f}",
+            Text.assemble(target, verdict(row.met) if row.met is not None else ""),
+            f"{row.peak_rss_mib:.0f}",
+        )
+    judged = [row for row in rows if row.met is not None]
+    table.caption = (
+        "critsec, anchor: microseconds per operation, medians of "
+        f"{max((r.repeats for r in rows), default=0)} interleaved repeats; ratio = critsec / "
+        "anchor (below 1: critsec is faster). MiB: the row's peak RSS (its process or a "
+        f"task's). mp: multiprocessing. Targets met: {sum(bool(r.met) for r in judged)} "
+        f"of {len(judged)}."
+        + "".join(f" Skipped: {r.name} ({r.skipped})." for r in rows if r.skipped)
+    )
+    return table

@@ -1,0 +1,423 @@
+"""``critsec bench``: each runtime's primitives next to their standard-library
+peer, doing the same work in the same run.
+
+A *row* pairs critsec with an *anchor* (``multiprocessing.Queue`` --
+``mp.Queue`` in the rows -- ``asyncio.Lock``, a bare round-robin loop,
+...) on one workload from :mod:`._work`. Each row runs in a fresh process
+(started with ``spawn``, so rows do not inherit each other's memory, and
+its peak RSS is the row's own); there the two contenders run in interleaved repeats -- critsec, anchor,
+critsec, anchor, ... -- so a change in the machine's load hits both alike,
+and the row reports each one's median and the ratio critsec / anchor (below
+1: critsec is faster). Every run's result is checked. A row may have a
+target ratio, from the performance issue; the sweep rows (1, 2, 4, 8 tasks)
+show how a runtime scales and have none.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import _work as work
+
+__all__ = ["ROWS", "BenchRow", "Row", "run_bench", "select_rows"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One comparison: its name (``runtime what``), the anchor, the target
+    ratio (None: no target), the sizes (full, ``--quick``) and ``make``,
+    which turns a size into the two contenders (each runs once, returns
+    seconds)."""
+
+    name: str
+    anchor: str
+    target: float | None
+    n: int
+    quick_n: int
+    make: Callable[[int], tuple[Callable[[], float], Callable[[], float]] | None]
+    unit: str = "op"
+    #: Why ``make`` may return None (a peer that is not installed).
+    needs: str = ""
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """A row's result: medians in seconds, the ratio, peak RSS (MiB) of the
+    row's process and its children. ``skipped``: why it did not run."""
+
+    name: str
+    anchor: str
+    target: float | None
+    n: int
+    unit: str
+    critsec: float = 0.0
+    baseline: float = 0.0
+    repeats: int = 0
+    peak_rss_mib: float = 0.0
+    skipped: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.critsec / self.baseline if self.baseline else float("nan")
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None or self.skipped else self.ratio <= self.target
+
+    def per_op_us(self, seconds: float) -> float:
+        return seconds / self.n * 1e6
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record.update(ratio=None if self.skipped else round(self.ratio, 4), met=self.met)
+        return record
+
+
+# -- the rows -------------------------------------------------------------------------------
+
+
+def _critsec(name: str, **options: Any) -> Any:
+    import critsec
+
+    return critsec.runtime(name, **options)
+
+
+def _processes_queue(pairs: int, size: int, batch: int, n: int) -> tuple[Any, Any]:
+    rt = _critsec("processes")
+    context = multiprocessing.get_context("fork")
+    depth = 10 * max(1, batch)
+    return (
+        lambda: work.queue_run(work.on_processes, rt.queue(depth), n, pairs, size, batch),
+        lambda: work.queue_run(work.on_processes, context.Queue(10), n, pairs, size),
+    )
+
+
+def _faster_fifo(n: int) -> tuple[Any, Any] | None:
+    try:
+        import faster_fifo  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    rt = _critsec("processes")
+    return (
+        lambda: work.queue_run(work.on_processes, rt.queue(10), n, 1),
+        lambda: work.queue_run(work.on_processes, faster_fifo.Queue(), n, 1),
+    )
+
+
+def _processes_locked(tasks: int, n: int) -> tuple[Any, Any]:
+    rt = _critsec("processes")
+    context = multiprocessing.get_context("fork")
+    lock, counter = rt.lock(), rt.counter(0)
+    their_lock, raw = context.Lock(), context.RawValue("q", 0)
+    return (
+        lambda: work.updates_run(
+            work.on_processes, work.locked_updates, (lock, counter), lambda: counter.value, n, tasks
+        ),
+        lambda: work.updates_run(
+            work.on_processes, work.locked_updates, (their_lock, raw), lambda: raw.value, n, tasks
+        ),
+    )
+
+
+def _processes_add(n: int) -> tuple[Any, Any]:
+    counter = _critsec("processes").counter(0)
+    value = multiprocessing.get_context("fork").Value("q", 0)
+    return (
+        lambda: work.updates_run(
+            work.on_processes, work.adds, (counter,), lambda: counter.value, n, 2
+        ),
+        lambda: work.updates_run(
+            work.on_processes, work.stdlib_locked_adds, (value,), lambda: value.value, n, 2
+        ),
+    )
+
+
+def _threads_locked(tasks: int, n: int) -> tuple[Any, Any]:
+    rt = _critsec("threads")
+    lock, counter = rt.lock(), rt.counter(0)
+    their_lock, box = threading.Lock(), work.PropertyBox()
+    return (
+        lambda: work.updates_run(
+            work.on_threads, work.locked_updates, (lock, counter), lambda: counter.value, n, tasks
+        ),
+        lambda: work.updates_run(
+            work.on_threads, work.locked_updates, (their_lock, box), lambda: box.value, n, tasks
+        ),
+    )
+
+
+def _threads_add(n: int) -> tuple[Any, Any]:
+    counter, box = _critsec("threads").counter(0), work.IntBox()
+    return (
+        lambda: work.updates_run(
+            work.on_threads, work.adds, (counter,), lambda: counter.value, n, 2
+        ),
+        lambda: work.updates_run(work.on_threads, work.adds, (box,), lambda: box.value, n, 2),
+    )
+
+
+def _threads_queue(n: int) -> tuple[Any, Any]:
+    import queue
+
+    rt = _critsec("threads")
+    return (
+        lambda: work.queue_run(work.on_threads, rt.queue(10), n, 1),
+        lambda: work.queue_run(work.on_threads, queue.Queue(10), n, 1),
+    )
+
+
+def _asyncio_lock(n: int) -> tuple[Any, Any]:
+    import asyncio
+
+    rt = _critsec("asyncio")
+    return (
+        lambda: work.asyncio_lock_run(rt.lock, n),
+        lambda: work.asyncio_lock_run(asyncio.Lock, n),
+    )
+
+
+def _asyncio_queue(n: int) -> tuple[Any, Any]:
+    import asyncio
+
+    rt = _critsec("asyncio")
+    return (
+        lambda: work.asyncio_queue_run(functools.partial(rt.queue, 10), n),
+        lambda: work.asyncio_queue_run(functools.partial(asyncio.Queue, 10), n),
+    )
+
+
+def _coroutines(lock: bool, n: int) -> tuple[Any, Any]:
+    return (
+        lambda: work.coroutines_run(n, lock=lock),
+        lambda: work.coroutines_run(n, lock=None),
+    )
+
+
+P = functools.partial
+MP_QUEUE = "mp.Queue(10)"
+ROWS: list[Row] = [
+    Row(
+        "processes queue 1P1C ints",
+        MP_QUEUE,
+        0.67,
+        20_000,
+        5_000,
+        P(_processes_queue, 1, 0, 0),
+        "item",
+    ),
+    Row(
+        "processes queue 2P2C ints",
+        MP_QUEUE,
+        0.67,
+        20_000,
+        5_000,
+        P(_processes_queue, 2, 0, 0),
+        "item",
+    ),
+    Row(
+        "processes queue 1P1C 1 KiB",
+        MP_QUEUE,
+        0.8,
+        20_000,
+        5_000,
+        P(_processes_queue, 1, 1024, 0),
+        "item",
+    ),
+    Row(
+        "processes queue 1P1C batched 100",
+        MP_QUEUE,
+        None,
+        100_000,
+        20_000,
+        P(_processes_queue, 1, 0, 100),
+        "item",
+    ),
+    Row(
+        "processes queue 1P1C faster-fifo",
+        "faster_fifo.Queue()",
+        1.0,
+        20_000,
+        5_000,
+        _faster_fifo,
+        "item",
+        needs="faster-fifo",
+    ),
+    Row(
+        "processes lock + counter.value",
+        "mp.Lock + RawValue",
+        1.2,
+        100_000,
+        20_000,
+        P(_processes_locked, 2),
+        "update",
+    ),
+    Row(
+        "processes counter.add",
+        "mp.Value + get_lock()",
+        0.33,
+        100_000,
+        20_000,
+        _processes_add,
+        "update",
+    ),
+    Row("threads queue 1P1C ints", "queue.Queue(10)", 1.1, 50_000, 10_000, _threads_queue, "item"),
+    Row(
+        "threads counter.add", "threading.Lock + int", 1.2, 200_000, 50_000, _threads_add, "update"
+    ),
+    Row(
+        "threads lock + counter.value",
+        "threading.Lock + property",
+        1.1,
+        200_000,
+        50_000,
+        P(_threads_locked, 2),
+        "update",
+    ),
+    Row("asyncio lock", "asyncio.Lock", 1.3, 200_000, 50_000, _asyncio_lock, "acquire"),
+    Row("asyncio queue", "asyncio.Queue(10)", 1.2, 100_000, 20_000, _asyncio_queue, "item"),
+    Row(
+        "coroutines no lock",
+        "bare round-robin",
+        2.5,
+        200_000,
+        50_000,
+        P(_coroutines, False),
+        "switch",
+    ),
+    Row(
+        "coroutines with lock",
+        "bare round-robin",
+        4.0,
+        100_000,
+        20_000,
+        P(_coroutines, True),
+        "update",
+    ),
+]
+ROWS += [
+    Row(f"{rt} sweep {k} tasks", anchor, None, n, quick_n, P(make, k), "update")
+    for rt, anchor, make, n, quick_n in (
+        ("threads", "threading.Lock + property", _threads_locked, 200_000, 40_000),
+        ("processes", "mp.Lock + RawValue", _processes_locked, 80_000, 16_000),
+    )
+    for k in (1, 2, 4, 8)
+]
+
+
+def select_rows(patterns: list[str] | None) -> list[Row]:
+    """The rows whose name matches any of ``patterns`` (shell-style, ``*``
+    implied at both ends: ``asyncio`` matches ``asyncio lock``); all if none."""
+    if not patterns:
+        return list(ROWS)
+    return [
+        row for row in ROWS
+        if any(fnmatch.fnmatch(row.name, f"*{p}*") for p in patterns)
+    ]  # fmt: skip
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+def _measure(name: str, quick: bool, repeats: int) -> BenchRow:
+    """In the row's own process: the row's contenders, interleaved."""
+    row = next(row for row in ROWS if row.name == name)
+    n = row.quick_n if quick else row.n
+    made = row.make(n)
+    result = BenchRow(row.name, row.anchor, row.target, n, row.unit)
+    if made is None:
+        return _replace(result, skipped=f"{row.needs} is not installed")
+    ours, theirs = made
+    ours(), theirs()  # warm up: imports, first allocations, caches
+    mine, baseline = [], []
+    for _ in range(repeats):
+        mine.append(ours())
+        baseline.append(theirs())
+    peak = max(_own_peak_kib(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return _replace(
+        result,
+        critsec=statistics.median(mine),
+        baseline=statistics.median(baseline),
+        repeats=repeats,
+        peak_rss_mib=peak / 1024,  # Linux: KiB
+    )
+
+
+def _own_peak_kib() -> int:
+    """This process's peak RSS, KiB. Not ``ru_maxrss``: Linux carries it
+    over ``exec``, so a process started by ``spawn`` would report its
+    parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _replace(row: BenchRow, **changes: Any) -> BenchRow:
+    return BenchRow(**{**asdict(row), **changes})
+
+
+def _row_process(name: str, quick: bool, repeats: int, sender: Any) -> None:
+    try:
+        sender.send(("ok", _measure(name, quick, repeats)))
+    except BaseException as error:  # sent back whole: the parent reports it
+        sender.send(("failed", f"{type(error).__name__}: {error}"))
+
+
+class BenchFailed(RuntimeError):
+    """A row whose work went wrong (a wrong result, a task that crashed)."""
+
+
+def _run_row(name: str, quick: bool, repeats: int) -> BenchRow:
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_row_process, args=(name, quick, repeats, sender))
+    process.start()
+    sender.close()
+    try:
+        status, payload = receiver.recv()
+    except EOFError:
+        status, payload = "failed", "its process died"
+    finally:
+        process.join()
+    if status != "ok":
+        raise BenchFailed(f"{name}: {payload}")
+    return payload  # type: ignore[no-any-return]
+
+
+def run_bench(
+    rows: list[Row],
+    quick: bool = False,
+    repeats: int | None = None,
+    track: Callable[[str], None] = lambda description: None,
+) -> Iterator[BenchRow]:
+    """Each row's result, as it is measured."""
+    repeats = repeats or (3 if quick else 7)
+    for row in rows:
+        track(row.name)
+        yield _run_row(row.name, quick, repeats)
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers come from."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "system": f"{platform.system()} {platform.release()}",
+        "cpus": os.cpu_count(),
+        "executable": sys.executable,
+    }
