@@ -145,7 +145,7 @@ def produce_batched(q: Any, items: list[Any], batch: int) -> None:
 def consume_batched(q: Any, n: int, batch: int) -> list[Any]:
     got: list[Any] = []
     while len(got) < n:
-        got.extend(q.get_many(min(batch, n - len(got))))
+        got.extend(delivery.item for delivery in q.get_many(min(batch, n - len(got))))
     return got
 
 
