@@ -2,15 +2,15 @@
 peer, doing the same work in the same run.
 
 A *row* pairs critsec with an *anchor* (``multiprocessing.Queue`` --
-``mp.Queue`` in the rows -- ``asyncio.Lock``, a bare round-robin loop,
-...) on one workload from :mod:`._work`. Each row runs in a fresh process
+``mp.Queue`` in the rows -- ``asyncio.Lock``, a bare round-robin loop, ...)
+on one workload from :mod:`._work`. Each row runs in a fresh process
 (started with ``spawn``, so rows do not inherit each other's memory, and
-its peak RSS is the row's own); there the two contenders run in interleaved repeats -- critsec, anchor,
-critsec, anchor, ... -- so a change in the machine's load hits both alike,
-and the row reports each one's median and the ratio critsec / anchor (below
-1: critsec is faster). Every run's result is checked. A row may have a
-target ratio, from the performance issue; the sweep rows (1, 2, 4, 8 tasks)
-show how a runtime scales and have none.
+its peak RSS is the row's own); there the two contenders run in interleaved
+repeats -- critsec, anchor, critsec, anchor, ... -- so a change in the
+machine's load hits both alike, and the row reports each one's median and
+the ratio critsec / anchor (below 1: critsec is faster). Every run's result
+is checked. A row may have a target ratio, from the performance issue; the
+sweep rows (1, 2, 4, 8 tasks) show how a runtime scales and have none.
 """
 
 from __future__ import annotations

@@ -313,13 +313,17 @@ class BlockingQueue(QueueCore[T]):
 
     def _drive(self, steps: Steps[Any]) -> Any:
         with self._mutex:
-            try:
-                condition, left = next(steps)
-                while True:
-                    self._conditions[condition].wait(left)
-                    condition, left = steps.send(None)
-            except StopIteration as done:
-                return done.value
+            return self._drive_locked(steps)
+
+    def _drive_locked(self, steps: Steps[Any]) -> Any:
+        """``_drive`` with the mutex already held (after a fast path failed)."""
+        try:
+            condition, left = next(steps)
+            while True:
+                self._conditions[condition].wait(left)
+                condition, left = steps.send(None)
+        except StopIteration as done:
+            return done.value
 
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item``; if the queue is full, wait (at most ``timeout`` seconds)

@@ -16,7 +16,15 @@ from .._outcome import Outcome, collect, overdue
 from .._protocols import Lock, Queue
 from .._runtime import Runtime
 from .._task import Task, check_result
-from ._core import BlockingQueue, DequeStorage, PlainCounter, check_maxsize
+from ._core import (
+    NOT_EMPTY,
+    NOT_FULL,
+    BlockingQueue,
+    DequeStorage,
+    PlainCounter,
+    check_counter_value,
+    check_maxsize,
+)
 
 __all__ = ["ThreadCounter", "ThreadQueue", "ThreadsRuntime"]
 
@@ -38,8 +46,14 @@ class ThreadCounter(PlainCounter):
 
     def add(self, delta: int) -> int:
         """Atomically add ``delta``; return the new value."""
+        # Checked outside the lock, the add inlined inside it: the less a
+        # thread does holding the lock, the shorter the convoy behind it
+        # (a call to super().add() in here cost 2-3x an int behind a lock).
+        if type(delta) is not int:
+            check_counter_value(delta)
         with self._lock:
-            return super().add(delta)
+            self._value += delta
+            return self._value
 
 
 class ThreadQueue(DequeStorage, BlockingQueue[T]):
@@ -51,6 +65,33 @@ class ThreadQueue(DequeStorage, BlockingQueue[T]):
         self.maxsize = check_maxsize(maxsize)
         self._init_storage()
         self._init_sync(threading.Lock(), threading.Condition)
+        self._not_empty = self._conditions[NOT_EMPTY]
+        self._not_full = self._conditions[NOT_FULL]
+
+    # put and get: the common case -- room, or an item, now; no timeout to
+    # check -- in line, under the mutex; the rest through the general
+    # algorithm (QueueCore's steps), still under the same hold. The storage
+    # hooks (_put, _get) are still the ones called.
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
+        with self._mutex:
+            if (
+                timeout is None
+                and not self._is_shutdown
+                and not 0 < self.maxsize <= len(self._items)
+            ):
+                self._put(item)
+                self._unfinished += 1
+                self._not_empty.notify()
+                return
+            self._drive_locked(self._put_steps(item, block, timeout))
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
+        with self._mutex:
+            if timeout is None and self._items:
+                item: T = self._get()
+                self._not_full.notify()
+                return item
+            return self._drive_locked(self._get_steps(block, timeout))  # type: ignore[no-any-return]
 
 
 class ThreadsRuntime(Runtime[Lock, Queue[Any]]):
