@@ -54,7 +54,10 @@ def _task_thread(
 ) -> None:
     barrier.wait()
     start = time.perf_counter()
-    results[i] = target(*args)
+    try:
+        results[i] = target(*args)
+    except BaseException as error:  # reported by on_threads, as a wrong result
+        results[i] = error
     times[i] = (start, time.perf_counter())
 
 
@@ -77,6 +80,9 @@ def on_threads(jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> tuple[
         thread.start()
     for thread in threads:
         thread.join()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise WrongResult(f"a task failed: {type(result).__name__}: {result}")
     return _span(times), results
 
 
