@@ -189,3 +189,18 @@ def test_bench_plot_draws_the_measured_rows(tmp_path: Any) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert len(records(done.stdout)) == 3
     assert json.loads(done.stdout.splitlines()[0])["name"] == "threads counter.add"
+
+
+def test_bench_memory_rows_report_a_long_and_a_short_pipeline() -> None:
+    done = critsec_cli("bench", "--quick", "--only", "memory threads", "--json", timeout=120)
+    assert done.returncode == 0, done.stderr
+    [row] = records(done.stdout)
+    assert row["name"] == "memory threads pipeline"
+    assert (row["items"], row["fewer_items"]) == (100_000, 1_000)
+    assert row["peak_mib"] > 1 and row["fewer_peak_mib"] > 1 and row["seconds"] > 0
+    assert row["growth_mib"] == pytest.approx(row["peak_mib"] - row["fewer_peak_mib"], abs=0.01)
+
+
+def test_long_pipeline_checks_count_and_sum_on_every_style() -> None:
+    for runtime in ("threads", "coroutines", "asyncio"):
+        assert work.long_pipeline(runtime, 500) > 0

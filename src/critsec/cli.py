@@ -44,6 +44,7 @@ from critsec.lab._render import (
     render_counter,
     render_demo_step,
     render_holder_killed,
+    render_memory,
     render_pipeline,
     render_pipeline_kills,
 )
@@ -508,7 +509,8 @@ def bench(
     Exits 1 if a run did its work wrongly (a lost update, a lost item).
     """
     rows = bench_rows.select_rows(list(patterns))
-    if not rows:
+    memory = bench_rows.select_memory(list(patterns))
+    if not rows and not memory:
         raise click.UsageError(f"no bench row matches {', '.join(map(repr, patterns))}")
     if plot_file is not None:
         try:
@@ -516,22 +518,34 @@ def bench(
         except plot.MissingExtra as error:
             raise click.UsageError(str(error)) from None
     machine = bench_rows.machine()
-    results = []
-    with progress(len(rows), _show_progress(as_json)) as track:
+    results: list[bench_rows.BenchRow] = []
+    memory_results: list[bench_rows.MemoryRow] = []
+
+    def show() -> None:
+        if results:
+            _stdout(BENCH_WIDTH).print(render_bench(results, machine))
+        if memory_results:
+            _stdout(BENCH_WIDTH).print(render_memory(memory_results))
+
+    with progress(len(rows) + 2 * len(memory), _show_progress(as_json)) as track:
         try:
             for row in bench_rows.run_bench(rows, quick, repeats, track):
                 results.append(row)
                 if as_json:
                     _emit_json({**row.to_json(), "machine": machine})
+            for memory_row in bench_rows.run_memory(memory, quick, track):
+                memory_results.append(memory_row)
+                if as_json:
+                    _emit_json({**memory_row.to_json(), "machine": machine})
         except bench_rows.BenchFailed as error:
-            if results and not as_json:
-                _stdout(BENCH_WIDTH).print(render_bench(results, machine))
+            if not as_json:
+                show()
             raise click.ClickException(f"wrong result: {error}") from None
     if not as_json:
-        _stdout(BENCH_WIDTH).print(render_bench(results, machine))
+        show()
     if plot_file is not None:
         title = f"critsec bench, Python {machine['python']}, {machine['cpus']} CPUs"
-        plot.plot_bench(results, plot_file, title)
+        plot.plot_bench(results, plot_file, title)  # the memory rows are in the table
         if not as_json:
             click.echo(f"plot: {plot_file}")
     return 0

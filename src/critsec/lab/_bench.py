@@ -30,7 +30,17 @@ from typing import Any
 
 from . import _work as work
 
-__all__ = ["ROWS", "BenchRow", "Row", "run_bench", "select_rows"]
+__all__ = [
+    "MEMORY",
+    "ROWS",
+    "BenchRow",
+    "MemoryRow",
+    "Row",
+    "run_bench",
+    "run_memory",
+    "select_memory",
+    "select_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -315,15 +325,28 @@ ROWS += [
 ]
 
 
+#: The memory rows: a pipeline of 10**6 items (10**5 with --quick) on each
+#: runtime, and the same with 100 times fewer, each in a process of its own.
+#: The redis runtime moves its items with put_many/get_many (100 at a time):
+#: one at a time, 10**6 round trips would take minutes.
+MEMORY = {f"memory {rt} pipeline": (rt, 100 if rt == "redis" else 0) for rt in (
+    "threads", "processes", "coroutines", "asyncio", "redis"
+)}  # fmt: skip
+
+
+def _matches(name: str, patterns: list[str] | None) -> bool:
+    return not patterns or any(fnmatch.fnmatch(name, f"*{p}*") for p in patterns)
+
+
 def select_rows(patterns: list[str] | None) -> list[Row]:
     """The rows whose name matches any of ``patterns`` (shell-style, ``*``
     implied at both ends: ``asyncio`` matches ``asyncio lock``); all if none."""
-    if not patterns:
-        return list(ROWS)
-    return [
-        row for row in ROWS
-        if any(fnmatch.fnmatch(row.name, f"*{p}*") for p in patterns)
-    ]  # fmt: skip
+    return [row for row in ROWS if _matches(row.name, patterns)]
+
+
+def select_memory(patterns: list[str] | None) -> list[str]:
+    """The memory rows ``patterns`` select (all if none)."""
+    return [name for name in MEMORY if _matches(name, patterns)]
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -383,17 +406,7 @@ class BenchFailed(RuntimeError):
 
 
 def _run_row(name: str, quick: bool, repeats: int) -> BenchRow:
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_row_process, args=(name, quick, repeats, sender))
-    process.start()
-    sender.close()
-    try:
-        status, payload = receiver.recv()
-    except EOFError:
-        status, payload = "failed", "its process died"
-    finally:
-        process.join()
+    status, payload = _in_own_process(_row_process, name, quick, repeats)
     if status != "ok":
         raise BenchFailed(f"{name}: {payload}")
     return payload  # type: ignore[no-any-return]
@@ -410,6 +423,76 @@ def run_bench(
     for row in rows:
         track(row.name)
         yield _run_row(row.name, quick, repeats)
+
+
+@dataclass(frozen=True)
+class MemoryRow:
+    """Peak RSS (MiB) of a long pipeline and of one 100 times shorter:
+    flat when the queue is bounded and nothing else grows."""
+
+    name: str
+    items: int
+    peak_mib: float = 0.0
+    fewer_items: int = 0
+    fewer_peak_mib: float = 0.0
+    seconds: float = 0.0
+    skipped: str = ""
+
+    @property
+    def growth_mib(self) -> float:
+        return self.peak_mib - self.fewer_peak_mib
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "growth_mib": round(self.growth_mib, 2)}
+
+
+def _memory_process(runtime: str, n: int, batch: int, sender: Any) -> None:
+    try:
+        seconds = work.long_pipeline(runtime, n, batch=batch)
+        peak = max(_own_peak_kib(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+        sender.send(("ok", (seconds, peak / 1024)))
+    except ImportError as error:  # an extra that is not installed
+        sender.send(("skipped", str(error)))
+    except BaseException as error:
+        sender.send(("failed", f"{type(error).__name__}: {error}"))
+
+
+def _in_own_process(target: Callable[..., None], *args: Any) -> tuple[str, Any]:
+    """Run ``target(*args, sender)`` in a spawned process; what it sent."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=target, args=(*args, sender))
+    process.start()
+    sender.close()
+    try:
+        reply: tuple[str, Any] = receiver.recv()
+    except EOFError:
+        reply = ("failed", "its process died")
+    finally:
+        process.join()
+    return reply
+
+
+def run_memory(
+    names: list[str], quick: bool = False, track: Callable[[str], None] = lambda d: None
+) -> Iterator[MemoryRow]:
+    """Each memory row, as it is measured."""
+    big = 100_000 if quick else 1_000_000
+    for name in names:
+        runtime, batch = MEMORY[name]
+        measured = []
+        for n in (big // 100, big):
+            track(f"{name}, {n:,} items")
+            status, payload = _in_own_process(_memory_process, runtime, n, batch)
+            if status == "skipped":
+                yield MemoryRow(name, big, skipped=payload)
+                break
+            if status != "ok":
+                raise BenchFailed(f"{name}: {payload}")
+            measured.append(payload)
+        else:
+            (_, few), (seconds, peak) = measured
+            yield MemoryRow(name, big, peak, big // 100, few, seconds)
 
 
 def machine() -> dict[str, Any]:

@@ -370,3 +370,107 @@ def coroutines_run(n: int, tasks: int = 2, lock: bool | None = False) -> float:
     seconds = time.perf_counter() - start
     expect("counter", counter.value, share * tasks)
     return seconds
+
+
+# -- memory: a long pipeline that keeps nothing -------------------------------------------
+
+
+def feed(q: Any, left: Any, items: range, batch: int) -> None:
+    """Put ``items`` (``batch`` at a time with ``put_many``, if above 0);
+    the last producer shuts ``q`` down."""
+    try:
+        if batch:
+            for i in range(items.start, items.stop, batch * items.step):
+                q.put_many(range(i, min(i + batch * items.step, items.stop), items.step))
+        else:
+            for item in items:
+                q.put(item)
+    finally:
+        if left.add(-1) == 0:
+            q.shutdown()
+
+
+def tally(q: Any, batch: int) -> tuple[int, int]:
+    """Take items until the queue is shut down; their count and sum (kept,
+    unlike the items: the memory measured is the queue's, not a list's)."""
+    import critsec
+
+    count = total = 0
+    try:
+        while True:
+            if batch:
+                got = [d.item for d in q.get_many(batch)]
+                count, total = count + len(got), total + sum(got)
+            else:
+                count, total = count + 1, total + q.get()
+    except critsec.ShutDown:
+        return count, total
+
+
+def feed_generator(q: Any, left: Any, items: range) -> Generator[Any, Any, None]:
+    try:
+        for item in items:
+            yield from q.put(item)
+    finally:
+        if left.add(-1) == 0:
+            q.shutdown()
+
+
+def tally_generator(q: Any) -> Generator[Any, Any, tuple[int, int]]:
+    import critsec
+
+    count = total = 0
+    try:
+        while True:
+            total += yield from q.get()
+            count += 1
+    except critsec.ShutDown:
+        return count, total
+
+
+async def feed_async(q: Any, left: Any, items: range) -> None:
+    try:
+        for item in items:
+            await q.put(item)
+    finally:
+        if left.add(-1) == 0:
+            q.shutdown()
+
+
+async def tally_async(q: Any) -> tuple[int, int]:
+    import critsec
+
+    count = total = 0
+    try:
+        while True:
+            total += await q.get()
+            count += 1
+    except critsec.ShutDown:
+        return count, total
+
+
+def long_pipeline(runtime: str, n: int, pairs: int = 2, batch: int = 0) -> float:
+    """``pairs`` producers put ``n`` ints in all into a queue of 10 (of
+    ``10 * batch`` when batched) and ``pairs`` consumers take them, keeping
+    only a count and a sum; checked: both exact. The seconds it took."""
+    import critsec
+
+    rt = critsec.runtime(runtime)
+    q, left = rt.queue(10 * max(1, batch)), rt.counter(pairs)
+    parts = [range(p, n, pairs) for p in range(pairs)]
+    if rt.style == "blocking":
+        jobs = [critsec.task(feed, q, left, part, batch) for part in parts]
+        jobs += [critsec.task(tally, q, batch) for _ in parts]
+    elif rt.style == "generator":
+        jobs = [critsec.task(feed_generator, q, left, part) for part in parts]
+        jobs += [critsec.task(tally_generator, q) for _ in parts]
+    else:
+        jobs = [critsec.task(feed_async, q, left, part) for part in parts]
+        jobs += [critsec.task(tally_async, q) for _ in parts]
+    start = time.perf_counter()
+    results = rt.run(*jobs)
+    seconds = time.perf_counter() - start
+    taken = results[pairs:]
+    expect("items taken", sum(c for c, _ in taken), n)
+    expect("sum of the items taken", sum(t for _, t in taken), n * (n - 1) // 2)
+    return seconds
