@@ -121,20 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n, repeats = args.n, args.repeats
     print(
-        f"floors, ns per operation (medians of {repeats} x {n:,}); Python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} cores"
+        f"floors, ns per operation (medians of {repeats} x {n:,}); "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores"
     )
     loop = per_op(empty_loop, n, repeats)
-    rows = [
-        ("an empty loop iteration (subtracted from the rows below)", loop, False),
-        ("robust mutex acquire + release (critsec's, C)", per_op(robust_mutex, n, repeats), True),
-        ("POSIX semaphore acquire + release (multiprocessing.Lock)", per_op(semaphore, n, repeats), True),
-        ("threading.Lock acquire + release", per_op(thread_lock, n, repeats), True),
-        ("atomic add on shared memory (critsec's, C)", per_op(atomic_add, n, repeats), True),
-        ("a generator resumed to its next yield", per_op(generator_switch, n, repeats), True),
-        ("asyncio: one await asyncio.sleep(0)", per_op(asyncio_switch, n // 4, repeats), True),
-        ("a pipe hand-over to another process, one way", per_op(pipe_hand_over, n // 10, repeats) / 2, True),
-    ]  # fmt: skip
+    measured: list[tuple[str, Callable[[int], None], int, int]] = [
+        ("robust mutex acquire + release (critsec's, C)", robust_mutex, n, 1),
+        ("POSIX semaphore acquire + release (multiprocessing.Lock)", semaphore, n, 1),
+        ("threading.Lock acquire + release", thread_lock, n, 1),
+        ("atomic add on shared memory (critsec's, C)", atomic_add, n, 1),
+        ("a generator resumed to its next yield", generator_switch, n, 1),
+        ("asyncio: one await asyncio.sleep(0)", asyncio_switch, n // 4, 1),
+        ("a pipe hand-over to another process, one way", pipe_hand_over, n // 10, 2),
+    ]
+    rows = [("an empty loop iteration (subtracted from the rows below)", loop, False)]
+    rows += [(name, per_op(work, k, repeats) / trips, True) for name, work, k, trips in measured]
     for name, value, net in rows:
         print(f"  {name:60} {value - loop if net else value:10,.0f}")
     return 0
