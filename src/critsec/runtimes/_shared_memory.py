@@ -301,8 +301,9 @@ class _QueueMemory(ctypes.Structure):
     _fields_ = [
         ("mutex", _MutexMemory),
         # Per condition: a futex word bumped by every wake-up, and how many
-        # wait (a hint that spares a system call when none do; a waiter
-        # that died stays counted, which costs only that call).
+        # wait since the last wake-up (a hint that spares a system call when
+        # none do; a waiter that died stays counted until the next wake-up,
+        # which costs only that call).
         ("sequence", ctypes.c_uint32 * len(_CONDITIONS)),
         ("waiters", ctypes.c_uint32 * len(_CONDITIONS)),
         ("active", ctypes.c_int64),  # which copy of the state is the committed one
@@ -357,7 +358,8 @@ class _Condition:
             _robust.futex_wait(queue._addresses[i], sequence, timeout)
         finally:
             queue._mutex_.__enter__()
-            memory.waiters[i] -= 1
+            if memory.sequence[i] == sequence:  # not woken (time out, signal): still counted
+                memory.waiters[i] -= 1
             queue._begin()
 
     def notify(self) -> None:
@@ -370,7 +372,11 @@ class _Condition:
 
     def wake(self) -> None:
         """Wake every thread waiting on this condition."""
-        self.queue._memory.sequence[self.index] += 1  # ctypes wraps it at 2**32, as it should
+        memory = self.queue._memory
+        memory.sequence[self.index] += 1  # ctypes wraps it at 2**32, as it should
+        # Every waiter counted is woken now, and counts itself again if it
+        # must wait again: until then, operations need not wake anyone.
+        memory.waiters[self.index] = 0
         _robust.futex_wake(self.queue._addresses[self.index], 2**31 - 1)
 
 
