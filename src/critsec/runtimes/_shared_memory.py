@@ -39,6 +39,15 @@ dies stays locked for good, and so do the semaphores inside a
   ``qsize()`` is exact, ``put`` returns once the item is in the queue, and
   items from several producers come out in one order.
 
+  Speed: a ``put`` with room or a ``get`` with an item (the usual case)
+  takes a fast path -- lock, copy in or out, commit, unlock -- that wakes
+  nobody unless someone waits (a wake-up zeroes the count of waiters,
+  who count themselves again if they must wait again); only a call that
+  must wait runs the shared algorithm of :mod:`._core`. A waiter, and a
+  contended lock, spin for some microseconds before sleeping in the
+  kernel, as the other side is usually about to be done.
+  ``put_many``/``get_many`` move a batch under one lock and one wake-up.
+
 What a death loses: the item a consumer had taken with ``get`` and not yet
 finished with (unless the queue redelivers it, see ``at-least-once``); a
 ``put`` that had not committed; the update the lock's holder was making.
