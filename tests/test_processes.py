@@ -239,6 +239,13 @@ def put_many_when_a_getter_waits(q: Any, items: list[Any]) -> int:
     return int(q._memory.sequence[0] - before)  # wake-ups of getters
 
 
+def take_one_and_end(q: Any, took: Any = None, go: Any = None) -> None:
+    q.get()  # and never task_done: the item goes back once this process is gone
+    if took is not None:
+        took.set()
+        assert go.wait(FOREVER)
+
+
 def raise_value_error(word: str) -> None:
     raise ValueError(f"bad {word}")  # the line the traceback must show
 
@@ -602,6 +609,26 @@ def test_a_batch_wakes_a_waiting_getter_once_and_it_takes_all(fork_rt: Processes
     )
     # The three went in under one mutex before the getter could run again.
     assert (got, wakes) == ([1, 2, 3], 1)
+
+
+def test_get_many_hands_out_oldest_first_what_dead_takers_held(fork_rt: ProcessesRuntime) -> None:
+    # task_done acknowledges the oldest item held, so a batch must come
+    # oldest first even when an older item is found ready mid-batch: here b
+    # (id 1) is ready first, a (id 0) only once the batch finds no slot.
+    q = fork_rt.queue(buffer_size=4096, delivery="at-least-once", in_flight=2)
+    q.put_many(["a", "b", "c"])
+    took, go = fork_rt.context.Event(), fork_rt.context.Event()
+    first = fork_rt.context.Process(target=take_one_and_end, args=(q, took, go))
+    first.start()
+    assert took.wait(FOREVER)  # a is lent to a live process
+    second = fork_rt.context.Process(target=take_one_and_end, args=(q,))
+    second.start()
+    second.join()
+    assert q.reclaim() == 1  # b is ready; a's taker still lives
+    go.set()
+    first.join()  # a's taker is gone, unnoticed so far
+    batch = q.get_many(3)
+    assert [(d.item, d.id, d.deliveries) for d in batch] == [("a", 0, 2), ("b", 1, 2)]
 
 
 def test_get_many_lends_each_item_at_least_once() -> None:

@@ -666,6 +666,11 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         got = [(first, self._last)]  # _last read under the mutex, as _get left it
         while len(got) < most and self._available():
             got.append((self._get(), self._last))
+        if self._slots:
+            # Oldest first, by id: a dead taker's item found ready mid-batch
+            # may be older than the ones before it, and task_done acknowledges
+            # the oldest item held -- so the batch is processed in that order.
+            got.sort(key=lambda taken: taken[1][0])
         return got
 
     # -- storage: a ring of (length, id, pickle) records -------------------------
