@@ -280,6 +280,20 @@ class AsyncioQueueNotWaking(_AsyncioQueue):  # type: ignore[misc]
     _notify = notify_unless_shutting_down
 
 
+class ProcessQueueFastPathWakingNobody(_ProcessQueue):  # type: ignore[misc]
+    """put and get skip the wake-up on their fast path (room or an item at
+    once): they see nobody waiting. The slow path (the shared algorithm)
+    still wakes, so only the fast path's own wake-up is broken."""
+
+    @property
+    def _waiters(self) -> tuple[int, ...]:
+        return (0, 0, 0)
+
+    @_waiters.setter
+    def _waiters(self, value: Any) -> None:  # _attach sets it (spawn rebuilds the queue)
+        pass
+
+
 # -- the faults of a death (processes) ---------------------------------------------------
 
 
@@ -337,6 +351,7 @@ class ProcessQueueForgettingTheDead(_ProcessQueue):  # type: ignore[misc]
 
 
 _ALONE = "a task here cannot die alone: it shares its process with the others"
+_NO_FAST_PATH = "no fast path of its own: every put and get wakes through _notify"
 
 
 # -- redis: broken Python, and broken Lua -----------------------------------------------------
@@ -494,6 +509,13 @@ MUTANTS: dict[str, dict[str, tuple[str, Change] | str]] = {
         "coroutines": ("queue", CoroutineQueueNotWaking),
         "asyncio": ("queue", AsyncioQueueNotWaking),
         "redis": ("queue", RedisQueueNotWaking),
+    },
+    "fast-path-wakes-nobody": {
+        "threads": _NO_FAST_PATH,
+        "processes": ("queue", ProcessQueueFastPathWakingNobody),
+        "coroutines": _NO_FAST_PATH,
+        "asyncio": _NO_FAST_PATH,
+        "redis": "a Lua script puts or takes and hands over in one step: no path skips it",
     },
     "acquire-ignores-timeout": {
         "threads": ("lock", ThreadLockIgnoringTimeout),

@@ -63,6 +63,7 @@ SLOW_FIRST = (
     "lock-stuck-when-holder-dies",
     "queue-wakes-one",
     "shutdown-no-wake",
+    "fast-path-wakes-nobody",
     "acquire-ignores-timeout",
 )
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import critsec
-from critsec.runtimes._core import NOT_FULL
+from critsec.runtimes._core import NOT_EMPTY, NOT_FULL
 from critsec.runtimes._processes import (
     ProcessCounter,
     ProcessesRuntime,
@@ -195,6 +195,55 @@ def free_room_for_the_small_one(q: Any, small_done: Any, n: int) -> list[Any]:
     woke = small_done.wait(10)  # a safety net: in a correct run it is set at once
     got += [q.get() for _ in range(n - 1)]  # now room for the big one too
     return [woke, got]
+
+
+def put_all_then_shut_down(q: Any, items: list[Any]) -> str:
+    q.put_many(items)  # more than the bound: the rest waits for room
+    q.shutdown()
+    return "shut"
+
+
+def take_batches(q: Any, most: int) -> list[list[Any]]:
+    batches = []
+    while True:
+        try:
+            batches.append([d.item for d in q.get_many(most)])
+        except critsec.ShutDown:
+            return batches
+
+
+def put_many_until_shutdown(q: Any, items: list[Any]) -> str:
+    try:
+        q.put_many(items)
+    except critsec.ShutDown:
+        return "shutdown"
+    return "put"
+
+
+def shut_down_when_a_putter_waits(q: Any) -> str:
+    while q._conditions[NOT_FULL].waiters < 1:  # the putter sleeps in put_many
+        os.sched_yield()
+    q.shutdown()
+    return "shut"
+
+
+def get_many_once(q: Any, most: int) -> list[Any]:
+    return [d.item for d in q.get_many(most)]
+
+
+def put_many_when_a_getter_waits(q: Any, items: list[Any]) -> int:
+    while q._conditions[NOT_EMPTY].waiters < 1:  # the getter sleeps in get_many
+        os.sched_yield()
+    before = q._memory.sequence[0]
+    q.put_many(items)
+    return int(q._memory.sequence[0] - before)  # wake-ups of getters
+
+
+def take_one_and_end(q: Any, took: Any = None, go: Any = None) -> None:
+    q.get()  # and never task_done: the item goes back once this process is gone
+    if took is not None:
+        took.set()
+        assert go.wait(FOREVER)
 
 
 def raise_value_error(word: str) -> None:
@@ -489,6 +538,113 @@ def test_queue_arguments_are_checked() -> None:
         ProcessQueue(buffer_size=0)
     assert ProcessQueue(-1, buffer_size=100).maxsize == -1  # <= 0: no bound, as queue.Queue
     assert ProcessQueue(3, buffer_size=100).maxsize == 3
+
+
+# -- batches: put_many, get_many -----------------------------------------------
+
+
+def test_batches_keep_fifo_order_through_a_small_bound(prt: ProcessesRuntime) -> None:
+    q = prt.queue(10)
+    shut, batches = prt.run(
+        critsec.task(put_all_then_shut_down, q, list(range(25))),
+        critsec.task(take_batches, q, 7),
+    )
+    assert shut == "shut"
+    assert all(1 <= len(batch) <= 7 for batch in batches)
+    assert [item for batch in batches for item in batch] == list(range(25))
+    assert q.unfinished_tasks == 25  # each item counts for task_done
+    for _ in range(25):
+        q.task_done()
+    with pytest.raises(ValueError, match="too many times"):
+        q.task_done()
+
+
+def test_a_batch_that_does_not_fit_puts_what_fits() -> None:
+    q: ProcessQueue[Any] = ProcessQueue(3, buffer_size=4096)
+    with pytest.raises(critsec.Full):
+        q.put_many(["a", "b", "c", "d"], block=False)
+    assert q.qsize() == 3 and q.unfinished_tasks == 3  # the items before "d" went in
+    with pytest.raises(critsec.Full):
+        q.put_many(["e"], timeout=0)
+    q.put_many([])  # nothing to put: never waits, never fails
+    assert [d.item for d in q.get_many(5)] == ["a", "b", "c"]
+    with pytest.raises(critsec.Empty):
+        q.get_many(5, block=False)
+    with pytest.raises(critsec.Empty):
+        q.get_many(5, timeout=0)
+    for most in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="most must be a positive int"):
+            q.get_many(most)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-negative"):
+        q.put_many(["x"], timeout=-1)
+    assert q.qsize() == 0
+
+
+def test_a_batch_is_pickled_and_checked_before_any_item_goes_in() -> None:
+    q: ProcessQueue[Any] = ProcessQueue(buffer_size=64)
+    with pytest.raises(ValueError, match="larger buffer_size"):
+        q.put_many([b"small", b"x" * 64])
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        q.put_many([b"small", lambda: None])
+    assert q.qsize() == 0 and q.unfinished_tasks == 0
+
+
+def test_shutdown_during_put_many_keeps_the_items_before(fork_rt: ProcessesRuntime) -> None:
+    q = fork_rt.queue(3)
+    put, shut = fork_rt.run(
+        critsec.task(put_many_until_shutdown, q, ["a", "b", "c", "d", "e"]),
+        critsec.task(shut_down_when_a_putter_waits, q),
+    )
+    assert (put, shut) == ("shutdown", "shut")
+    assert [d.item for d in q.get_many(10)] == ["a", "b", "c"]
+    with pytest.raises(critsec.ShutDown):
+        q.get_many(10)
+
+
+def test_a_batch_wakes_a_waiting_getter_once_and_it_takes_all(fork_rt: ProcessesRuntime) -> None:
+    q = fork_rt.queue()
+    got, wakes = fork_rt.run(
+        critsec.task(get_many_once, q, 5),
+        critsec.task(put_many_when_a_getter_waits, q, [1, 2, 3]),
+    )
+    # The three went in under one mutex before the getter could run again.
+    assert (got, wakes) == ([1, 2, 3], 1)
+
+
+def test_get_many_hands_out_oldest_first_what_dead_takers_held(fork_rt: ProcessesRuntime) -> None:
+    # task_done acknowledges the oldest item held, so a batch must come
+    # oldest first even when an older item is found ready mid-batch: here b
+    # (id 1) is ready first, a (id 0) only once the batch finds no slot.
+    q = fork_rt.queue(buffer_size=4096, delivery="at-least-once", in_flight=2)
+    q.put_many(["a", "b", "c"])
+    took, go = fork_rt.context.Event(), fork_rt.context.Event()
+    first = fork_rt.context.Process(target=take_one_and_end, args=(q, took, go))
+    first.start()
+    assert took.wait(FOREVER)  # a is lent to a live process
+    second = fork_rt.context.Process(target=take_one_and_end, args=(q,))
+    second.start()
+    second.join()
+    assert q.reclaim() == 1  # b is ready; a's taker still lives
+    go.set()
+    first.join()  # a's taker is gone, unnoticed so far
+    batch = q.get_many(3)
+    assert [(d.item, d.id, d.deliveries) for d in batch] == [("a", 0, 2), ("b", 1, 2)]
+
+
+def test_get_many_lends_each_item_at_least_once() -> None:
+    q: ProcessQueue[Any] = ProcessQueue(buffer_size=4096, delivery="at-least-once", in_flight=2)
+    q.put_many(["a", "b", "c"])
+    first = q.get_many(5)  # two slots: two items lent
+    assert [(d.item, d.id, d.deliveries) for d in first] == [("a", 0, 1), ("b", 1, 1)]
+    with pytest.raises(critsec.Empty):
+        q.get_many(5, block=False)  # no free slot until an acknowledgement
+    q.task_done()
+    assert [d.item for d in q.get_many(5)] == ["c"]
+    q.task_done()
+    q.task_done()
+    with pytest.raises(ValueError, match="holds no item"):
+        q.task_done()
+    assert q.unfinished_tasks == 0
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <stdio.h>
@@ -50,6 +51,75 @@ add_seconds(struct timespec ts, double seconds)
     ts.tv_sec += whole + nanos / 1000000000L;
     ts.tv_nsec = nanos % 1000000000L;
     return ts;
+}
+
+/* How long a contended lock or a wait spins before it sleeps in the
+ * kernel. The queue's critical sections and the other side's operation
+ * last a few microseconds, while a sleep and a wake-up cost tens (more in
+ * a VM): a short spin turns most of them into no sleep at all. The spin
+ * yields the CPU after a while, so that on a busy machine it hands its
+ * core to whoever it waits for instead of burning it. */
+#define SPIN_NS 50000L
+#define SPIN_PAUSE_NS 5000L
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static inline long
+elapsed_ns(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
+}
+
+/* Try to lock `m` for up to SPIN_NS (the caller released the GIL): the
+ * result of the last trylock (EBUSY: still held by another). */
+static int
+spin_lock(pthread_mutex_t *m)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        for (int i = 0; i < 64; i++)
+            cpu_relax();
+        int rc = pthread_mutex_trylock(m);
+        if (rc != EBUSY)
+            return rc;
+        long ns = elapsed_ns(&start);
+        if (ns > SPIN_NS)
+            return EBUSY;
+        if (ns > SPIN_PAUSE_NS)
+            sched_yield();
+    }
+}
+
+/* Spin for up to `limit_ns` while the uint32 at `word` holds `expected`:
+ * 1 if it changed. */
+static int
+spin_while(uint32_t *word, uint32_t expected, long limit_ns)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        for (int i = 0; i < 64; i++) {
+            if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected)
+                return 1;
+            cpu_relax();
+        }
+        long ns = elapsed_ns(&start);
+        if (ns > limit_ns)
+            return 0;
+        if (ns > SPIN_PAUSE_NS)
+            sched_yield();
+    }
 }
 
 /* Lock `m` with a deadline on CLOCK_MONOTONIC (`deadline` < 0: none). */
@@ -281,7 +351,13 @@ Mutex_acquire(Mutex *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     int rc = pthread_mutex_trylock(self->mutex);
     if (rc == EBUSY && blocking) {
         double deadline = timeout == -1 ? -1 : now_monotonic() + timeout;
-        rc = timed_lock(self->mutex, deadline, on_main_thread());
+        if (timeout != 0) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = spin_lock(self->mutex);
+            Py_END_ALLOW_THREADS
+        }
+        if (rc == EBUSY)
+            rc = timed_lock(self->mutex, deadline, on_main_thread());
     }
     int got = taken(self, rc);
     if (got < 0)
@@ -295,6 +371,11 @@ Mutex_enter(Mutex *self, PyObject *Py_UNUSED(ignored))
     if (check_ready(self) < 0)
         return NULL;
     int rc = pthread_mutex_trylock(self->mutex);
+    if (rc == EBUSY) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = spin_lock(self->mutex);
+        Py_END_ALLOW_THREADS
+    }
     if (rc == EBUSY)
         rc = timed_lock(self->mutex, -1, on_main_thread());
     if (taken(self, rc) < 0)
@@ -405,7 +486,8 @@ parse_address(PyObject *obj, void **address, size_t alignment)
 }
 
 /* futex_wait(address, expected, timeout) -> bool: sleep while the uint32 at
- * `address` holds `expected`, at most `timeout` seconds (None: no limit).
+ * `address` holds `expected`, at most `timeout` seconds (None: no limit);
+ * spinning first for a moment (SPIN_NS), as a wake-up often comes at once.
  * False only if the time ran out; True when woken, when the value had
  * already changed, or after a signal (the caller re-checks its condition). */
 static PyObject *
@@ -432,12 +514,24 @@ futex_wait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
         timeout = &ts;
     }
-    long rc;
-    int err;
+    long rc = -1, spin = SPIN_NS;
+    int err = 0, changed;
+    if (timeout != NULL && (timeout->tv_sec == 0 && timeout->tv_nsec < spin))
+        spin = timeout->tv_nsec / 2;  /* a short wait spins for at most half of it */
     Py_BEGIN_ALLOW_THREADS
-    rc = syscall(SYS_futex, address, FUTEX_WAIT, (uint32_t)expected, timeout, NULL, 0);
-    err = errno;
+    changed = spin_while(address, (uint32_t)expected, spin);
+    if (!changed) {
+        if (timeout != NULL) {  /* the spin took its share of the time */
+            long nanos = timeout->tv_nsec - spin;
+            timeout->tv_sec += nanos < 0 ? -1 : 0;
+            timeout->tv_nsec = nanos < 0 ? nanos + 1000000000L : nanos;
+        }
+        rc = syscall(SYS_futex, address, FUTEX_WAIT, (uint32_t)expected, timeout, NULL, 0);
+        err = errno;
+    }
     Py_END_ALLOW_THREADS
+    if (changed)
+        Py_RETURN_TRUE;
     if (rc == 0 || err == EAGAIN)
         Py_RETURN_TRUE;
     if (err == ETIMEDOUT)

@@ -39,6 +39,15 @@ dies stays locked for good, and so do the semaphores inside a
   ``qsize()`` is exact, ``put`` returns once the item is in the queue, and
   items from several producers come out in one order.
 
+  Speed: a ``put`` with room or a ``get`` with an item (the usual case)
+  takes a fast path -- lock, copy in or out, commit, unlock -- that wakes
+  nobody unless someone waits (a wake-up zeroes the count of waiters,
+  who count themselves again if they must wait again); only a call that
+  must wait runs the shared algorithm of :mod:`._core`. A waiter, and a
+  contended lock, spin for some microseconds before sleeping in the
+  kernel, as the other side is usually about to be done.
+  ``put_many``/``get_many`` move a batch under one lock and one wake-up.
+
 What a death loses: the item a consumer had taken with ``get`` and not yet
 finished with (unless the queue redelivers it, see ``at-least-once``); a
 ``put`` that had not committed; the update the lock's holder was making.
@@ -62,9 +71,11 @@ import pickle
 import struct
 import threading
 import weakref
+from collections.abc import Iterable
 from multiprocessing import sharedctypes
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from .._errors import Full, ShutDown
 from . import _robust
 from ._core import (
     ALL_DONE,
@@ -74,6 +85,8 @@ from ._core import (
     Steps,
     check_counter_value,
     check_maxsize,
+    check_timeout,
+    time_left,
 )
 
 __all__ = [
@@ -297,8 +310,9 @@ class _QueueMemory(ctypes.Structure):
     _fields_ = [
         ("mutex", _MutexMemory),
         # Per condition: a futex word bumped by every wake-up, and how many
-        # wait (a hint that spares a system call when none do; a waiter
-        # that died stays counted, which costs only that call).
+        # wait since the last wake-up (a hint that spares a system call when
+        # none do; a waiter that died stays counted until the next wake-up,
+        # which costs only that call).
         ("sequence", ctypes.c_uint32 * len(_CONDITIONS)),
         ("waiters", ctypes.c_uint32 * len(_CONDITIONS)),
         ("active", ctypes.c_int64),  # which copy of the state is the committed one
@@ -353,7 +367,8 @@ class _Condition:
             _robust.futex_wait(queue._addresses[i], sequence, timeout)
         finally:
             queue._mutex_.__enter__()
-            memory.waiters[i] -= 1
+            if memory.sequence[i] == sequence:  # not woken (time out, signal): still counted
+                memory.waiters[i] -= 1
             queue._begin()
 
     def notify(self) -> None:
@@ -366,7 +381,11 @@ class _Condition:
 
     def wake(self) -> None:
         """Wake every thread waiting on this condition."""
-        self.queue._memory.sequence[self.index] += 1  # ctypes wraps it at 2**32, as it should
+        memory = self.queue._memory
+        memory.sequence[self.index] += 1  # ctypes wraps it at 2**32, as it should
+        # Every waiter counted is woken now, and counts itself again if it
+        # must wait again: until then, operations need not wake anyone.
+        memory.waiters[self.index] = 0
         _robust.futex_wake(self.queue._addresses[self.index], 2**31 - 1)
 
 
@@ -455,6 +474,10 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         self._conditions = {name: _Condition(self, i) for i, name in enumerate(_CONDITIONS)}
         self._view = memoryview(self._ring).cast("B")
         self._size = _FIXED_SLOTS + _SLOT * self._slots
+        # The two copies of the state, loaded and stored by one struct call each.
+        self._words = memoryview(self._state).cast("B")
+        self._copy = struct.Struct(f"{self._size}q")
+        self._waiters = memory.waiters  # read on every operation: one lookup less
         self._local: list[int] = [0] * self._size
         self._loaded: list[int] = self._local
         self._last: tuple[int, int] = (0, 0)  # (id, count) of the last item _get took
@@ -477,8 +500,7 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
             memory.recoveries += 1
             for condition in self._conditions.values():
                 condition.wake()
-        start = memory.active * self._size
-        self._loaded = self._state[start : start + self._size]
+        self._loaded = list(self._copy.unpack_from(self._words, memory.active * self._copy.size))
         self._local = self._loaded.copy()
 
     def _commit(self) -> None:
@@ -486,8 +508,7 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         if self._local != self._loaded:
             memory = self._memory
             other = 1 - memory.active
-            start = other * self._size
-            self._state[start : start + self._size] = self._local
+            self._copy.pack_into(self._words, other * self._copy.size, *self._local)
             memory.active = other  # the commit
             self._loaded = self._local.copy()
 
@@ -495,7 +516,16 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         """A slot of the committed state, read without the mutex."""
         return int(self._state[self._memory.active * self._size + slot])
 
-    # -- pickling outside the mutex --------------------------------------------
+    # -- pickling outside the mutex; a fast path when nobody must wait ---------
+    def _dumps(self, item: T) -> bytes:
+        data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+        if _HEADER.size + len(data) > self.buffer_size:
+            raise ValueError(
+                f"item pickles to {len(data)} bytes; it can never fit in this queue's "
+                f"buffer of {self.buffer_size} bytes (make the queue with a larger buffer_size)"
+            )
+        return data
+
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item``; if the queue is full or its buffer lacks room, wait
         (at most ``timeout`` seconds). Raises :class:`~critsec.Full` if
@@ -503,13 +533,87 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         if the queue is or gets shut down, ``ValueError`` if the pickled
         item is larger than the whole buffer, and whatever ``pickle``
         raises for an item it cannot pickle."""
-        data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
-        if _HEADER.size + len(data) > self.buffer_size:
-            raise ValueError(
-                f"item pickles to {len(data)} bytes; it can never fit in this queue's "
-                f"buffer of {self.buffer_size} bytes (make the queue with a larger buffer_size)"
-            )
-        super().put(data, block, timeout)
+        data = self._dumps(item)
+        if block and timeout is not None:
+            check_timeout(block, timeout)  # a bad timeout raises first, as on the slow path
+        # The fast path: what _put_steps does when there is room, without its
+        # generator, and with a wake-up only if a getter waits.
+        mutex = self._mutex_
+        mutex.__enter__()
+        try:
+            self._begin()
+            state = self._local
+            if state[_SHUTDOWN]:
+                raise ShutDown
+            if not self._full(data):
+                self._put(data)
+                state[_UNFINISHED] += 1
+                if self._waiters[0]:  # NOT_EMPTY
+                    self._notify(NOT_EMPTY)
+                self._commit()
+                return
+        finally:
+            mutex.release()
+        super().put(data, block, timeout)  # full: wait as the shared algorithm says
+
+    def put_many(
+        self, items: Iterable[T], block: bool = True, timeout: float | None = None
+    ) -> None:
+        """``put`` each of ``items`` in turn -- as many as there is room for
+        under one acquisition of the mutex and with one wake-up, so a batch
+        costs little more than one item. ``timeout`` bounds the whole call.
+        If it raises (``Full``, ``ShutDown``), the items before the one that
+        could not go in did. Every item is pickled (and checked against the
+        buffer's size) before the first goes in."""
+        payloads = [self._dumps(item) for item in items]
+        error = self._drive(self._put_many_steps(payloads, block, timeout))
+        if error is not None:
+            raise error
+
+    def _put_many_steps(
+        self, payloads: list[bytes], block: bool, timeout: float | None
+    ) -> Steps[type[Exception] | None]:
+        # Returns Full/ShutDown instead of raising them: what went in before
+        # must be committed, and an exception escaping _drive commits nothing.
+        deadline = check_timeout(block, timeout)
+        done = 0
+        if payloads and self._is_shutdown:
+            return ShutDown
+        while done < len(payloads):
+            went = done
+            while done < len(payloads) and not self._full(payloads[done]):
+                self._put(payloads[done])
+                done += 1
+            if done > went:
+                self._unfinished += done - went
+                self._notify(NOT_EMPTY)  # wakes every getter: once is enough
+                if done == len(payloads):
+                    break
+            left = time_left(deadline)
+            if not block or (left is not None and left <= 0):
+                return Full
+            yield NOT_FULL, left
+            if self._is_shutdown:
+                return ShutDown
+        return None
+
+    def _get_now(self) -> tuple[bytes, tuple[int, int]] | None:
+        """The fast path of a get: what _get_steps does when an item can be
+        taken at once, without its generator, and with a wake-up only if a
+        putter waits; None when it would have to wait."""
+        mutex = self._mutex_
+        mutex.__enter__()
+        try:
+            self._begin()
+            if not self._available():
+                return None  # _available changed nothing it returns False for
+            data = self._get()
+            if self._waiters[1]:  # NOT_FULL
+                self._notify(NOT_FULL)
+            self._commit()
+            return data, self._last
+        finally:
+            mutex.release()
 
     def get(self, block: bool = True, timeout: float | None = None) -> T:
         """Remove and return the oldest item; wait for one if empty (at most
@@ -517,7 +621,7 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         false or the time ran out, :class:`~critsec.ShutDown` once shut down
         and drained. An item that cannot be unpickled here (its class is
         not importable in this process) is removed, and the error raised."""
-        item: T = pickle.loads(super().get(block, timeout))
+        item: T = pickle.loads(self._get_one(block, timeout)[0])
         return item
 
     def get_delivery(self, block: bool = True, timeout: float | None = None) -> Delivery[T]:
@@ -525,12 +629,49 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         :class:`Delivery` ``(item, id, deliveries)``; ``deliveries`` is above 1 when
         the item was taken before by a consumer that died without
         ``task_done()`` (at-least-once delivery)."""
-        data, (ident, count) = self._drive(self._delivery_steps(block, timeout))
+        data, (ident, count) = self._get_one(block, timeout)
         return Delivery(pickle.loads(data), ident, count)
 
-    def _delivery_steps(self, block: bool, timeout: float | None) -> Steps[tuple[bytes, Any]]:
-        data = yield from self._get_steps(block, timeout)
-        return data, self._last  # read under the mutex, as _get left it
+    def _get_one(self, block: bool, timeout: float | None) -> tuple[bytes, tuple[int, int]]:
+        if block and timeout is not None:
+            check_timeout(block, timeout)  # a bad timeout raises first, as on the slow path
+        got = self._get_now()
+        if got is None:  # empty: wait as the shared algorithm says
+            got = self._drive(self._get_many_steps(1, block, timeout))[0]
+        return got
+
+    def get_many(
+        self, most: int, block: bool = True, timeout: float | None = None
+    ) -> list[Delivery[T]]:
+        """Up to ``most`` items at once, oldest first, as :class:`Delivery`
+        records -- under one acquisition of the mutex, with one wake-up.
+        Waits (at most ``timeout`` seconds) only while the queue is empty,
+        then returns what there is; ``Empty``/``ShutDown`` as ``get``. Each
+        item counts for ``task_done`` as if taken by ``get`` (at-least-once,
+        each is lent until acknowledged, and a getter takes no more than
+        the free ``in_flight`` slots). The items are unpickled after they
+        are removed: one that cannot be unpickled here loses the batch."""
+        if isinstance(most, bool) or not isinstance(most, int) or most < 1:
+            raise ValueError(f"most must be a positive int, got {most!r}")
+        got = self._drive(self._get_many_steps(most, block, timeout))
+        return [Delivery(pickle.loads(data), ident, count) for data, (ident, count) in got]
+
+    def _get_many_steps(
+        self, most: int, block: bool, timeout: float | None
+    ) -> Steps[list[tuple[bytes, tuple[int, int]]]]:
+        # The first item as get takes it (waits, Empty, ShutDown and the
+        # wake-up of every waiting putter included); the rest while there
+        # are any, under the same mutex: that one wake-up covers them.
+        first = yield from self._get_steps(block, timeout)
+        got = [(first, self._last)]  # _last read under the mutex, as _get left it
+        while len(got) < most and self._available():
+            got.append((self._get(), self._last))
+        if self._slots:
+            # Oldest first, by id: a dead taker's item found ready mid-batch
+            # may be older than the ones before it, and task_done acknowledges
+            # the oldest item held -- so the batch is processed in that order.
+            got.sort(key=lambda taken: taken[1][0])
+        return got
 
     # -- storage: a ring of (length, id, pickle) records -------------------------
     def _write(self, offset: int, data: bytes) -> None:
@@ -548,8 +689,14 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
 
     def _record(self, offset: int) -> tuple[int, bytes, int]:
         """The record at ``offset``: its size in the ring, its item, its id."""
-        n, ident = _HEADER.unpack(self._read(offset, _HEADER.size))
-        return _HEADER.size + n, self._read((offset + _HEADER.size) % self.buffer_size, n), ident
+        start = offset + _HEADER.size
+        if start <= self.buffer_size:  # the header in one piece (most records)
+            n, ident = _HEADER.unpack_from(self._view, offset)
+            if start + n <= self.buffer_size:  # and the item too
+                return _HEADER.size + n, self._view[start : start + n].tobytes(), ident
+        else:
+            n, ident = _HEADER.unpack(self._read(offset, _HEADER.size))
+        return _HEADER.size + n, self._read(start % self.buffer_size, n), ident
 
     def _qsize(self) -> int:
         return self._local[_COUNT] + self._local[_READY]
@@ -561,7 +708,12 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         ident = state[_NEXT_ID]
         state[_NEXT_ID] = ident + 1
         tail = (state[_RECLAIM] + state[_USED]) % self.buffer_size
-        self._write(tail, _HEADER.pack(len(item), ident) + item)
+        start, end = tail + _HEADER.size, tail + _HEADER.size + len(item)
+        if end <= self.buffer_size:  # in one piece (most records): no concatenation
+            _HEADER.pack_into(self._view, tail, len(item), ident)
+            self._view[start:end] = item
+        else:
+            self._write(tail, _HEADER.pack(len(item), ident) + item)
         state[_USED] += _HEADER.size + len(item)
         state[_COUNT] += 1
 
