@@ -46,7 +46,7 @@ from .._runtime import Runtime
 from .._task import Task
 from .._watchdog import Overtime, Watchdog
 from ._cooperative import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
-from ._core import LockCore, Steps
+from ._core import UNLOCKED, LockCore, Steps
 
 __all__ = ["AsyncioLock", "AsyncioQueue", "AsyncioRuntime"]
 
@@ -109,7 +109,7 @@ class AsyncioLock(Awaiting, LockCore):
     _fair = True
 
     def __init__(self) -> None:
-        self._init_waiters()
+        self._init_waiters(UNLOCKED)
 
     async def acquire(self) -> bool:
         """Take the lock, waiting while it is held; returns True."""

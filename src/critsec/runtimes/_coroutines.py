@@ -87,7 +87,7 @@ from .._runtime import Runtime
 from .._task import Task
 from .._watchdog import Overtime, Watchdog
 from ._cooperative import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
-from ._core import LockCore, Steps, clock, run_nowait
+from ._core import UNLOCKED, LockCore, Steps, clock, run_nowait
 
 __all__ = [
     "CoroutineLock",
@@ -247,7 +247,7 @@ class CoroutineLock(Parking, LockCore):
     """
 
     def __init__(self) -> None:
-        self._init_waiters()
+        self._init_waiters(UNLOCKED)
         self._held = _Held(self)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> Waiting[bool]:
