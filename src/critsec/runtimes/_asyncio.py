@@ -155,7 +155,8 @@ class AsyncioQueue(Awaiting, CooperativeQueue[Waiter, T]):
             # the coroutine that drives it (the hooks stay the same).
             self._put(item)
             self._unfinished += 1
-            self._notify(NOT_EMPTY)
+            if self._waiters[NOT_EMPTY]:  # _notify would find no one otherwise
+                self._notify(NOT_EMPTY)
             return
         await self._wait(self._put_steps(item, True, None))
 
@@ -165,7 +166,8 @@ class AsyncioQueue(Awaiting, CooperativeQueue[Waiter, T]):
         if not self._is_shutdown and self._available():
             # An item now: _get_steps' own ending, as in put().
             item: T = self._get()
-            self._notify(NOT_FULL)
+            if self._waiters[NOT_FULL]:
+                self._notify(NOT_FULL)
             return item
         return await self._wait(self._get_steps(True, None))
 
