@@ -46,7 +46,7 @@ from .._runtime import Runtime
 from .._task import Task
 from .._watchdog import Overtime, Watchdog
 from ._cooperative import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
-from ._core import LockCore, Steps
+from ._core import NOT_EMPTY, NOT_FULL, UNLOCKED, LockCore, Steps
 
 __all__ = ["AsyncioLock", "AsyncioQueue", "AsyncioRuntime"]
 
@@ -72,8 +72,9 @@ class Awaiting(Cooperative[Waiter]):
     async def _wait(self, steps: Steps[T]) -> T:
         try:
             condition, _ = next(steps)  # no timeouts here: seconds_left is None
+            create_future = asyncio.get_running_loop().create_future
             while True:
-                waiter = asyncio.get_running_loop().create_future()
+                waiter = create_future()
                 waiters = self._waiters[condition]
                 waiters.append(waiter)
                 try:
@@ -109,10 +110,16 @@ class AsyncioLock(Awaiting, LockCore):
     _fair = True
 
     def __init__(self) -> None:
-        self._init_waiters()
+        self._init_waiters(UNLOCKED)
 
     async def acquire(self) -> bool:
         """Take the lock, waiting while it is held; returns True."""
+        if not (self._locked or self._waiters[UNLOCKED] or self._woken[UNLOCKED]):
+            # Free, and no waiter to pass (FIFO: _queued, inlined): what
+            # _acquire_steps would conclude without waiting, minus building
+            # its coroutine and generator. No switch point either way.
+            self._locked = True
+            return True
         return await self._wait(self._acquire_steps(True, -1))
 
     def release(self) -> None:
@@ -143,11 +150,25 @@ class AsyncioQueue(Awaiting, CooperativeQueue[Waiter, T]):
     async def put(self, item: T) -> None:
         """Put ``item``, waiting for room while the queue is full. Raises
         :class:`~critsec.ShutDown` if the queue is or gets shut down."""
+        if not (self._is_shutdown or self._full(item)):
+            # Room now: _put_steps' own ending, without its generator and
+            # the coroutine that drives it (the hooks stay the same).
+            self._put(item)
+            self._unfinished += 1
+            if self._waiters[NOT_EMPTY]:  # _notify would find no one otherwise
+                self._notify(NOT_EMPTY)
+            return
         await self._wait(self._put_steps(item, True, None))
 
     async def get(self) -> T:
         """Remove and return the oldest item, waiting for one while empty.
         Raises :class:`~critsec.ShutDown` once shut down and drained."""
+        if not self._is_shutdown and self._available():
+            # An item now: _get_steps' own ending, as in put().
+            item: T = self._get()
+            if self._waiters[NOT_FULL]:
+                self._notify(NOT_FULL)
+            return item
         return await self._wait(self._get_steps(True, None))
 
     async def join(self) -> None:

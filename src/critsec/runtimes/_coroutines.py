@@ -87,7 +87,7 @@ from .._runtime import Runtime
 from .._task import Task
 from .._watchdog import Overtime, Watchdog
 from ._cooperative import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
-from ._core import LockCore, Steps, clock, run_nowait
+from ._core import UNLOCKED, LockCore, Steps, clock, run_nowait
 
 __all__ = [
     "CoroutineLock",
@@ -247,7 +247,7 @@ class CoroutineLock(Parking, LockCore):
     """
 
     def __init__(self) -> None:
-        self._init_waiters()
+        self._init_waiters(UNLOCKED)
         self._held = _Held(self)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> Waiting[bool]:
@@ -263,6 +263,11 @@ class CoroutineLock(Parking, LockCore):
     def __iter__(self) -> Generator[Park, None, _Held]:
         # `with (yield from lock):` -- wait for the lock, then hand `with` a
         # context manager whose exit releases it.
+        if not (self._locked or (self._fair and self._queued(UNLOCKED))):
+            # Free and no one to pass: what _acquire_steps would conclude
+            # without waiting, minus building its generators.
+            self._locked = True
+            return self._held
         yield from self._wait(self._acquire_steps(True, -1))
         return self._held
 
@@ -310,7 +315,7 @@ class CoroutineQueue(Parking, CooperativeQueue[Park, T]):
         return Waiting(self._wait(self._join_steps()), "q.join()")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: its fields are read at every switch
 class _Running:
     """A task being run: its generator, and the park it waits on, if any."""
 
@@ -440,20 +445,26 @@ class CoroutinesRuntime(Runtime[GeneratorLock, GeneratorQueue[Any]]):
         """Run tasks until all finished (``live`` empty) or one failed (it
         is removed from ``live``, its outcome recorded)."""
         rng = random.Random(self.seed) if self.order == "random" else None
-        deadline = None if timeout is None else time.monotonic() + timeout
+        monotonic = time.monotonic
+        deadline = None if timeout is None else monotonic() + timeout
+        dropped = forgotten.dropped  # this thread's list: take() empties it in place
         turn = 0  # round-robin: where in `live` to look for the next task
         while live:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
+            # The clock is read only when something depends on it: a run
+            # timeout, or a task that waits (its park may have a deadline).
+            if deadline is not None and monotonic() >= deadline:
                 raise overdue(timeout, [running.name for running in live])
             count = len(live)
             chosen: int | None
             if rng is None:
-                chosen = next(
-                    (k % count for k in range(turn, turn + count) if live[k % count].ready(now)),
-                    None,
-                )
+                chosen = turn if turn < count else turn % count
+                park = live[chosen].park
+                if park is not None and not park.woken:  # else it is ready, whatever the time
+                    now = monotonic()
+                    turns = (k % count for k in range(turn, turn + count))
+                    chosen = next((k for k in turns if live[k].ready(now)), None)
             else:
+                now = monotonic()
                 ready = [k for k, running in enumerate(live) if running.ready(now)]
                 chosen = rng.choice(ready) if ready else None
             if chosen is None:
@@ -474,7 +485,7 @@ class CoroutinesRuntime(Runtime[GeneratorLock, GeneratorQueue[Any]]):
                 outcomes[running.index] = Outcome.failure(exc)
                 del live[chosen]
                 return
-            if (misuse := forgotten.take()) is not None:
+            if dropped and (misuse := forgotten.take()) is not None:
                 outcomes[running.index] = Outcome.failure(TypeError(misuse))
                 del live[chosen]
                 return
