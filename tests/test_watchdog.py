@@ -23,7 +23,11 @@ Gen = Generator[Any, None, Any]
 
 
 def test_a_loop_that_never_yields_is_interrupted() -> None:
-    with pytest.raises(Overtime), Watchdog(0.01) as watchdog:
+    # Made before the block: on a loaded machine the deadline can pass while
+    # __enter__ still starts the watchdog's thread, and the exception then
+    # strikes before `as` would have bound the name.
+    watchdog = Watchdog(0.01)
+    with pytest.raises(Overtime), watchdog:
         while True:
             pass
     assert watchdog.fired
