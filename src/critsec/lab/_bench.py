@@ -281,16 +281,25 @@ ROWS: list[Row] = [
         _processes_add,
         "update",
     ),
-    Row("threads queue 1P1C ints", "queue.Queue(10)", 1.1, 50_000, 10_000, _threads_queue, "item"),
+    # Threads that contend for a lock under the GIL take turns in bursts
+    # (a switch inside a critical section makes a convoy): runs long
+    # enough to hold many of them, or the medians swing by a third.
+    Row("threads queue 1P1C ints", "queue.Queue(10)", 1.1, 200_000, 40_000, _threads_queue, "item"),
     Row(
-        "threads counter.add", "threading.Lock + int", 1.2, 200_000, 50_000, _threads_add, "update"
+        "threads counter.add",
+        "threading.Lock + int",
+        1.2,
+        1_000_000,
+        200_000,
+        _threads_add,
+        "update",
     ),
     Row(
         "threads lock + counter.value",
         "threading.Lock + property",
         1.1,
+        1_000_000,
         200_000,
-        50_000,
         P(_threads_locked, 2),
         "update",
     ),
@@ -318,7 +327,7 @@ ROWS: list[Row] = [
 ROWS += [
     Row(f"{rt} sweep {k} tasks", anchor, None, n, quick_n, P(make, k), "update")
     for rt, anchor, make, n, quick_n in (
-        ("threads", "threading.Lock + property", _threads_locked, 200_000, 40_000),
+        ("threads", "threading.Lock + property", _threads_locked, 1_000_000, 100_000),
         ("processes", "mp.Lock + RawValue", _processes_locked, 80_000, 16_000),
     )
     for k in (1, 2, 4, 8)
