@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -186,3 +187,17 @@ def test_demo_quick_passes_every_step() -> None:
     assert "FAIL" not in done.stdout
     assert done.stdout.count("Lesson:") == 6
     assert "6 of 6 steps behave as the lesson says." in done.stdout
+
+
+def test_an_ascii_only_output_gets_ascii_not_a_crash() -> None:
+    # PYTHONIOENCODING=ascii stands for any terminal or pipe that cannot
+    # show the trace's arrows and marks: the demo used to end in
+    # UnicodeEncodeError at its first trace.
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run(
+        [*COMMAND, "demo", "--quick"], capture_output=True, timeout=120, check=False, env=env
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stdout.isascii() and done.stderr.isascii()
+    assert b"lesson_counter -> 9" in done.stdout  # the trace's arrow, in ASCII
+    assert b"6 of 6 steps behave as the lesson says." in done.stdout

@@ -12,6 +12,7 @@ failed, 2 for bad usage, 130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import importlib.util
 import json
@@ -849,6 +850,46 @@ def _raise_signalled(signum: int, frame: object) -> None:
 ENDING_SIGNALS = {signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
 
 
+#: What the command prints beyond ASCII, and what stands for it where the
+#: output cannot show it (PYTHONIOENCODING=ascii, a C locale, a pipe to such).
+ASCII = {
+    "➜": "->",
+    "⚠": "!",
+    "⋮": ":",
+    "…": "...",
+    "µ": "u",
+    "\N{MULTIPLICATION SIGN}": "x",
+    "≤": "<=",
+    "—": "--",
+}
+
+
+def _to_ascii(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeEncodeError)
+    text = error.object[error.start : error.end]
+    return "".join(ASCII.get(char, "?") for char in text), error.end
+
+
+codecs.register_error("critsec-ascii", _to_ascii)
+
+
+def _fall_back_to_ascii() -> None:
+    """Where stdout or stderr cannot encode what critsec prints, replace it
+    rather than crash with UnicodeEncodeError (rich draws its tables and
+    bars in ASCII there by itself)."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        reconfigure = getattr(stream, "reconfigure", None)
+        if not encoding or reconfigure is None:
+            continue
+        try:
+            "".join(ASCII).encode(encoding)
+        except UnicodeEncodeError:
+            reconfigure(errors="critsec-ascii")
+        except LookupError:  # an encoding Python does not know: leave it be
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``critsec`` command with ``argv`` (default: ``sys.argv[1:]``).
 
@@ -856,6 +897,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C (130), SIGTERM (143) or SIGHUP (129) -- it prints one line to
     stderr instead.
     """
+    _fall_back_to_ascii()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in ENDING_SIGNALS:
