@@ -238,3 +238,66 @@ def test_check_controlled_refuses_real_primitives_and_what_is_built_on_them() ->
     for harmless in (1, "text", [threading.Lock()], object(), threading.local()):
         check_controlled(harmless)
     check_controlled(queue.SimpleQueue())  # the C one: no __dict__ to hold a lock
+
+
+# -- locks made at import time ---------------------------------------------------------
+# Module globals made when this file was imported, as a program makes them:
+# the most common pattern there is. The explorer stands in for them while a
+# schedule runs and puts them back after.
+
+MODULE_LOCK = threading.Lock()
+MODULE_RLOCK = threading.RLock()
+
+
+def locked_bump(state: dict[str, int]) -> None:
+    with MODULE_LOCK:
+        value = state["n"]
+        state["n"] = value + 1
+
+
+def reentrant_bump(state: dict[str, int]) -> None:
+    with MODULE_RLOCK, MODULE_RLOCK:
+        value = state["n"]
+        state["n"] = value + 1
+
+
+def racy_bump(state: dict[str, int]) -> None:
+    value = state["n"]  # read outside the lock: a lost update
+    with MODULE_LOCK:
+        state["n"] = value + 1
+
+
+def two_bumps(bump: Any, **options: Any) -> Any:
+    return explore(lambda: {"n": 0}, [bump, bump], lambda s: s["n"] == 2, **options)
+
+
+@pytest.mark.parametrize("bump", [locked_bump, reentrant_bump])
+def test_a_lock_made_at_import_time_is_stood_in_for_and_put_back(bump: Any) -> None:
+    real_lock, real_rlock = MODULE_LOCK, MODULE_RLOCK
+    result = two_bumps(bump, strategy="dfs")
+    assert not result.failed, result  # no UncontrolledPrimitive: no false alarm
+    assert result.exhausted
+    assert MODULE_LOCK is real_lock and MODULE_RLOCK is real_rlock
+    assert _free_now(MODULE_LOCK) and _free_now(MODULE_RLOCK)
+
+
+def test_a_race_beside_a_lock_made_at_import_time_is_found() -> None:
+    result = two_bumps(racy_bump, strategy="dfs")
+    assert result.failed and result.kind == "invariant", result
+    assert MODULE_LOCK is globals()["MODULE_LOCK"] and _free_now(MODULE_LOCK)
+
+
+def test_a_lock_held_when_the_schedule_starts_stays_real_and_is_refused() -> None:
+    MODULE_LOCK.acquire()  # held by this thread: the explorer must not pretend otherwise
+    try:
+        result = two_bumps(locked_bump, strategy="random", max_schedules=1)
+    finally:
+        MODULE_LOCK.release()
+    assert result.failed and "made outside the explored schedule" in result.message
+
+
+def _free_now(lock: Any) -> bool:
+    if not lock.acquire(False):
+        return False
+    lock.release()
+    return True

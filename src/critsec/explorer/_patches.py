@@ -24,10 +24,12 @@ critsec's threads runtime builds its lock, counter and queue from
 is the approach of frontrun and of CHESS's "wrap the synchronisation API";
 loom instead asks code to import its own primitives. Patching needs no
 change to the user's code, at the price of covering only what is built
-from these names *during* the schedule: a lock created at import time stays
-a real one, so the driver checks every object a task touches
-(:func:`check_controlled`) and fails the task with a hint rather than let
-it really block.
+from these names *during* the schedule. A lock created at import time and
+kept as a module global (the common case) is stood in for, for the
+schedule (:class:`StandIns`); any other real lock a task touches -- an
+attribute, a closure, a ``Queue`` made at import -- is caught by the
+driver's check of every object a task touches (:func:`check_controlled`),
+which fails the task with a hint rather than let it really block.
 
 A controlled primitive keeps its state in plain Python attributes: the
 explorer runs exactly one task at a time, so no further protection is
@@ -54,9 +56,11 @@ from __future__ import annotations
 
 import _thread
 import abc
+import functools
 import queue
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from ..runtimes._core import check_lock_args
@@ -69,6 +73,7 @@ __all__ = [
     "Lock",
     "RLock",
     "SimpleQueue",
+    "StandIns",
     "UncontrolledPrimitive",
     "Waitable",
     "Window",
@@ -130,9 +135,9 @@ def check_controlled(obj: Any) -> None:
         kind = type(obj).__qualname__ if culprit is not obj else "lock"
         raise UncontrolledPrimitive(
             f"this {kind} was made outside the explored schedule (at import time?), so "
-            "waiting on it would really block: the explorer controls only the "
-            "primitives made while a schedule runs. Make it in setup() (for a module "
-            "global: `global lock; lock = threading.Lock()` there)"
+            "waiting on it would really block: the explorer controls the primitives "
+            "made while a schedule runs, and stands in for the free locks that the "
+            "scenario's modules keep as globals, not for this one. Make it in setup()"
         )
 
 
@@ -314,12 +319,12 @@ class Lock(_BaseLock):
 
     __slots__ = ()
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls, *args: Any, _label: str | None = None, **kwargs: Any) -> Any:
         control = _controlled()
         if control is None:
             return _real_allocate_lock(*args, **kwargs)
         self = super().__new__(cls)
-        self._setup(control)
+        self._setup(control, _label)
         return self
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
@@ -543,6 +548,62 @@ _PATCHES: tuple[tuple[Any, str, Any], ...] = (
     (time, "sleep", sleep),
     (threading.Thread, "start", _thread_start),
 )
+
+
+def _namespace(function: Any) -> dict[str, Any] | None:
+    """The module globals ``function`` runs with (through partials and
+    bound methods); None for a callable without them."""
+    while True:
+        if isinstance(function, functools.partial):
+            function = function.func
+        elif hasattr(function, "__func__"):
+            function = function.__func__
+        else:
+            break
+    namespace = getattr(function, "__globals__", None)
+    return namespace if isinstance(namespace, dict) else None
+
+
+def _free(lock: Any) -> bool:
+    """Whether a real lock is free now (taken and given back at once)."""
+    if not lock.acquire(False):
+        return False
+    lock.release()
+    return True
+
+
+class StandIns:
+    """For one schedule, inside its :class:`Window`: the real locks that the
+    scenario's modules hold as globals -- ``lock = threading.Lock()`` at
+    import time, the most common pattern there is -- replaced by controlled
+    ones, and the real ones put back after (unless the program rebound the
+    name meanwhile). A lock held at the start stays real, and so does a real
+    lock anywhere else (an attribute, a closure, another module): the driver
+    still fails a task that touches one (:func:`check_controlled`)."""
+
+    def __init__(self, functions: Iterable[Any]) -> None:
+        found = (_namespace(function) for function in functions)
+        self.namespaces = list({id(ns): ns for ns in found if ns is not None}.values())
+        self.swapped: list[tuple[dict[str, Any], str, Any, Any]] = []
+
+    def __enter__(self) -> StandIns:
+        for namespace in self.namespaces:
+            for name, value in list(namespace.items()):
+                kind = type(value)
+                if kind not in (_RealLockType, _RealRLockType) or not _free(value):
+                    continue
+                # Named as the program names it, and not numbered: the locks
+                # the schedule makes keep their numbers (Lock #1, ...).
+                stand_in = (Lock if kind is _RealLockType else RLock)(_label=name)
+                namespace[name] = stand_in
+                self.swapped.append((namespace, name, value, stand_in))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for namespace, name, real, stand_in in reversed(self.swapped):
+            if namespace.get(name) is stand_in:
+                namespace[name] = real
+        self.swapped.clear()
 
 
 class Window:

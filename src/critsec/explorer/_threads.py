@@ -106,7 +106,7 @@ from ._access import (
     property_code,
 )
 from ._driver import Driver, RunOutcome, describe_exception, task_names
-from ._patches import Abandoned, Control, Waitable, Window
+from ._patches import Abandoned, Control, StandIns, Waitable, Window
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
 
@@ -946,7 +946,11 @@ class ThreadDriver(Driver):
         schedule.start()  # before the window: Thread.start uses real primitives
         outcome: RunOutcome | None = None
         try:
-            with Window(schedule), self._placing_switch_points(schedule):
+            with (
+                Window(schedule),
+                StandIns([setup, invariant, *tasks]),
+                self._placing_switch_points(schedule),
+            ):
                 # Only an interruption (a signal) while tasks run leaves a task
                 # that may be running: then no waiting for it. Otherwise every
                 # unfinished task sleeps on its baton and unwinds when told.
