@@ -204,3 +204,14 @@ def test_bench_memory_rows_report_a_long_and_a_short_pipeline() -> None:
 def test_long_pipeline_checks_count_and_sum_on_every_style() -> None:
     for runtime in ("threads", "coroutines", "asyncio"):
         assert work.long_pipeline(runtime, 500) > 0
+
+
+def test_a_skipped_row_names_the_extra_it_needs_whole() -> None:
+    from rich.console import Console
+
+    from critsec.lab._render import render_memory
+
+    row = bench.MemoryRow("memory redis pipeline", 100, skipped="pip install 'critsec[redis]'")
+    console = Console(width=200, record=True)
+    console.print(render_memory([row]))
+    assert "pip install 'critsec[redis]'" in " ".join(console.export_text().split())

@@ -210,7 +210,7 @@ def render_bench(rows: list[BenchRow], machine: dict[str, object]) -> Renderable
         "anchor (below 1: critsec is faster). MiB: the row's peak RSS (its process or a "
         f"task's). mp: multiprocessing. Targets met: {sum(bool(r.met) for r in judged)} "
         f"of {len(judged)}."
-        + "".join(f" Skipped: {r.name} ({r.skipped})." for r in rows if r.skipped)
+        + "".join(f" Skipped: {r.name} ({escape(r.skipped)})." for r in rows if r.skipped)
     )
     return table
 
@@ -242,6 +242,7 @@ def render_memory(rows: list[MemoryRow]) -> RenderableType:
         "peak MiB: the run's process or its largest task process (the redis server's "
         "own memory is not counted; its items move 100 at a time). A bounded queue "
         "keeps the peak flat: growth near 0."
-        + "".join(f" Skipped: {r.name} ({r.skipped})." for r in rows if r.skipped)
+        # escape(): a reason may name an extra, 'critsec[redis]', which is markup
+        + "".join(f" Skipped: {r.name} ({escape(r.skipped)})." for r in rows if r.skipped)
     )
     return table
