@@ -262,3 +262,28 @@ def test_demo_step_1_explores_the_lessons_code() -> None:
     assert "| lesson_counter ➜ " in step.trace
     assert step.trace.splitlines()[-1].startswith("replay token: cs1-")
     assert step.to_json()["trace"] == step.trace
+
+
+SPINNER = """
+def setup():
+    return {"go": False}
+
+def waiter(state):
+    while not state["go"]:  # spins: nothing ever sets it
+        pass
+
+def idle(state):
+    pass
+
+scenario = (setup, [waiter, idle], lambda state: True)
+"""
+
+
+def test_max_steps_is_an_option_and_the_limit_names_it(tmp_path: Path) -> None:
+    (tmp_path / "spinner.py").write_text(SPINNER)
+    done = critsec_cli("explore", "spinner.py:scenario", "--max-steps", "300", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("critsec: error: one schedule exceeded 300 steps")
+    assert "--max-steps" in done.stderr and len(done.stderr.splitlines()) == 1
+    refused = critsec_cli("explore", "spinner.py:scenario", "--max-steps", "0", cwd=tmp_path)
+    assert refused.returncode == 2 and "--max-steps" in refused.stderr

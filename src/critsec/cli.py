@@ -562,6 +562,8 @@ Scenario = tuple[Callable[[], Any], list[Callable[..., Any]], Callable[[Any], bo
 
 #: Seconds a scenario's module may take to import (``--import-timeout``).
 IMPORT_TIMEOUT = 30.0
+#: Steps one schedule may take (``--max-steps``; explore()'s ``max_steps``).
+MAX_STEPS = 100_000
 
 
 def _import_target(target: str, timeout: float = IMPORT_TIMEOUT) -> ModuleType:
@@ -729,6 +731,13 @@ def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     help="Run only this schedule: the token a failure printed.",
 )
 @click.option(
+    "--max-steps",
+    **POSITIVE,
+    default=MAX_STEPS,
+    show_default=True,
+    help="Give up on a schedule that takes more steps (a task spinning on a flag).",
+)
+@click.option(
     "--import-timeout",
     metavar="SECONDS",
     callback=_seconds,
@@ -743,6 +752,7 @@ def explore_command(
     schedules: int | None,
     seed: int | None,
     token: str | None,
+    max_steps: int,
     import_timeout: float,
     as_json: bool,
 ) -> int:
@@ -780,7 +790,7 @@ def explore_command(
             raise click.UsageError(f"--replay runs one schedule: it takes no {', '.join(given)}")
     try:
         if token is not None:
-            result = explorer.replay(setup, tasks, invariant, token)
+            result = explorer.replay(setup, tasks, invariant, token, max_steps=max_steps)
         else:
             result = explorer.explore(
                 setup,
@@ -789,6 +799,7 @@ def explore_command(
                 strategy=strategy or "pct",
                 max_schedules=schedules or 1000,
                 seed=seed,
+                max_steps=max_steps,
             )
     except explorer.ReplayMismatch as error:
         if token is None:

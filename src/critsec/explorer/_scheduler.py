@@ -295,7 +295,8 @@ class Scheduler:
             raise ExplorationLimit(
                 f"one schedule exceeded {self.max_steps} steps. This is often caused by a "
                 "task that waits by spinning (a busy loop re-checking a flag) instead of "
-                "blocking on a lock, condition or queue; or raise max_steps"
+                "blocking on a lock, condition or queue; or raise the limit (max_steps=, "
+                "--max-steps on the command line)"
             )
         if len(runnable) == 1:
             return runnable[0]
