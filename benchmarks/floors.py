@@ -21,7 +21,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from critsec.runtimes import _robust
 
@@ -75,7 +75,7 @@ def atomic_add(n: int) -> None:
 
 
 def generator_switch(n: int) -> None:
-    def task() -> object:
+    def task() -> Iterator[None]:
         while True:
             yield
 

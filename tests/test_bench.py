@@ -14,12 +14,12 @@ import threading
 from typing import Any
 
 import pytest
+from test_cli import critsec_cli, records
 
 import critsec
 from critsec import cli
 from critsec.lab import _bench as bench
 from critsec.lab import _work as work
-from tests.test_cli import critsec_cli, records
 
 # -- the workloads refuse wrong results -------------------------------------------------------
 

@@ -617,11 +617,12 @@ def test_get_many_hands_out_oldest_first_what_dead_takers_held(fork_rt: Processe
     # (id 1) is ready first, a (id 0) only once the batch finds no slot.
     q = fork_rt.queue(buffer_size=4096, delivery="at-least-once", in_flight=2)
     q.put_many(["a", "b", "c"])
-    took, go = fork_rt.context.Event(), fork_rt.context.Event()
-    first = fork_rt.context.Process(target=take_one_and_end, args=(q, took, go))
+    context: Any = fork_rt.context  # a BaseContext to typeshed, which has no Process
+    took, go = context.Event(), context.Event()
+    first = context.Process(target=take_one_and_end, args=(q, took, go))
     first.start()
     assert took.wait(FOREVER)  # a is lent to a live process
-    second = fork_rt.context.Process(target=take_one_and_end, args=(q,))
+    second = context.Process(target=take_one_and_end, args=(q,))
     second.start()
     second.join()
     assert q.reclaim() == 1  # b is ready; a's taker still lives
