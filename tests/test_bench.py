@@ -74,7 +74,7 @@ def test_a_duplicated_item_is_a_wrong_result() -> None:
 def test_a_counter_losing_updates_is_a_wrong_result() -> None:
     counter = DroppingCounter()
     with pytest.raises(work.WrongResult, match="counter"):
-        work.updates_run(work.on_threads, work.adds, (counter,), lambda: counter.value, 1000, 2)
+        work.updates_run(work.on_threads, work.adds, (counter,), 1000, 2)
 
 
 @pytest.mark.parametrize("run_on", [work.on_threads, work.on_processes])
@@ -88,9 +88,7 @@ def test_the_processes_workloads_check_real_primitives() -> None:
     seconds = work.queue_run(work.on_processes, rt.queue(4), 200, 2)
     assert seconds > 0
     counter = rt.counter(0)
-    work.updates_run(
-        work.on_processes, work.locked_updates, (rt.lock(), counter), lambda: counter.value, 400, 2
-    )
+    work.updates_run(work.on_processes, work.locked_updates, (rt.lock(), counter), 400, 2)
     assert counter.value == 400
 
 

@@ -125,56 +125,48 @@ def _faster_fifo(n: int) -> tuple[Any, Any] | None:
     )
 
 
-def _processes_locked(tasks: int, n: int) -> tuple[Any, Any]:
-    rt = _critsec("processes")
-    context = multiprocessing.get_context("fork")
-    lock, counter = rt.lock(), rt.counter(0)
-    their_lock, raw = context.Lock(), context.RawValue("q", 0)
+def _updates(
+    run_on: Callable[..., Any],
+    ours: tuple[Any, ...],
+    theirs: tuple[Any, ...],
+    work_ours: Callable[..., None],
+    work_theirs: Callable[..., None],
+    tasks: int,
+    n: int,
+) -> tuple[Any, Any]:
+    """The two contenders of a counter row: ``tasks`` tasks updating the
+    counter that ends each tuple of primitives."""
     return (
-        lambda: work.updates_run(
-            work.on_processes, work.locked_updates, (lock, counter), lambda: counter.value, n, tasks
-        ),
-        lambda: work.updates_run(
-            work.on_processes, work.locked_updates, (their_lock, raw), lambda: raw.value, n, tasks
-        ),
+        lambda: work.updates_run(run_on, work_ours, ours, n, tasks),
+        lambda: work.updates_run(run_on, work_theirs, theirs, n, tasks),
+    )
+
+
+def _processes_locked(tasks: int, n: int) -> tuple[Any, Any]:
+    rt, context = _critsec("processes"), multiprocessing.get_context("fork")
+    ours, theirs = (rt.lock(), rt.counter(0)), (context.Lock(), context.RawValue("q", 0))
+    return _updates(
+        work.on_processes, ours, theirs, work.locked_updates, work.locked_updates, tasks, n
     )
 
 
 def _processes_add(n: int) -> tuple[Any, Any]:
-    counter = _critsec("processes").counter(0)
-    value = multiprocessing.get_context("fork").Value("q", 0)
-    return (
-        lambda: work.updates_run(
-            work.on_processes, work.adds, (counter,), lambda: counter.value, n, 2
-        ),
-        lambda: work.updates_run(
-            work.on_processes, work.stdlib_locked_adds, (value,), lambda: value.value, n, 2
-        ),
-    )
+    ours = (_critsec("processes").counter(0),)
+    theirs = (multiprocessing.get_context("fork").Value("q", 0),)
+    return _updates(work.on_processes, ours, theirs, work.adds, work.stdlib_locked_adds, 2, n)
 
 
 def _threads_locked(tasks: int, n: int) -> tuple[Any, Any]:
     rt = _critsec("threads")
-    lock, counter = rt.lock(), rt.counter(0)
-    their_lock, box = threading.Lock(), work.PropertyBox()
-    return (
-        lambda: work.updates_run(
-            work.on_threads, work.locked_updates, (lock, counter), lambda: counter.value, n, tasks
-        ),
-        lambda: work.updates_run(
-            work.on_threads, work.locked_updates, (their_lock, box), lambda: box.value, n, tasks
-        ),
+    ours, theirs = (rt.lock(), rt.counter(0)), (threading.Lock(), work.PropertyBox())
+    return _updates(
+        work.on_threads, ours, theirs, work.locked_updates, work.locked_updates, tasks, n
     )
 
 
 def _threads_add(n: int) -> tuple[Any, Any]:
-    counter, box = _critsec("threads").counter(0), work.IntBox()
-    return (
-        lambda: work.updates_run(
-            work.on_threads, work.adds, (counter,), lambda: counter.value, n, 2
-        ),
-        lambda: work.updates_run(work.on_threads, work.adds, (box,), lambda: box.value, n, 2),
-    )
+    ours, theirs = (_critsec("threads").counter(0),), (work.IntBox(),)
+    return _updates(work.on_threads, ours, theirs, work.adds, work.adds, 2, n)
 
 
 def _threads_queue(n: int) -> tuple[Any, Any]:

@@ -250,16 +250,17 @@ def updates_run(
     run_on: Callable[..., tuple[float, list[Any]]],
     work: Callable[..., None],
     args: tuple[Any, ...],
-    read: Callable[[], int],
     n: int,
     tasks: int,
 ) -> float:
     """``tasks`` tasks each do ``work(*args, n // tasks)``; checked: the
-    counter (``read()``) gained exactly what they added."""
+    counter -- the last of ``args``, read through its ``value`` -- gained
+    exactly what they added."""
+    counter = args[-1]
     share = n // tasks
-    before = read()
+    before = counter.value
     seconds, _ = run_on([(work, (*args, share)) for _ in range(tasks)])
-    expect("counter", read() - before, share * tasks)
+    expect("counter", counter.value - before, share * tasks)
     return seconds
 
 
