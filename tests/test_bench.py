@@ -93,8 +93,9 @@ def test_the_processes_workloads_check_real_primitives() -> None:
 
 
 def test_the_coroutines_and_asyncio_workloads_run_and_check() -> None:
-    for lock in (None, False, True):
-        assert work.coroutines_run(100, lock=lock) > 0
+    for lock in (False, True):
+        for bare in (False, True):
+            assert work.coroutines_run(100, lock=lock, bare=bare) > 0
     rt = critsec.runtime("asyncio")
     assert work.asyncio_lock_run(rt.lock, 100) > 0
     assert work.asyncio_queue_run(lambda: rt.queue(3), 100) > 0

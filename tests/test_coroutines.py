@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import queue
+import time
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
 import critsec
-from critsec.runtimes._coroutines import CoroutinesRuntime
+from critsec.runtimes._coroutines import CoroutineLock, CoroutinesRuntime
 
 Gen = Generator[Any, None, Any]
 
@@ -120,6 +121,72 @@ def test_lock_held_across_yields_makes_the_other_wait() -> None:
         "holder out",
         "waiter in (True)",
     ]
+
+
+def contenders(lock: Any, log: list[str], name: str, rounds: int) -> Gen:
+    """Takes the lock in every way there is, switching inside and outside."""
+    for i in range(rounds):
+        with (yield from lock):
+            log.append(f"{name} in {i}")
+            for _ in range(i % 3):
+                yield
+        if i % 2:
+            yield
+        if (yield from lock.acquire(timeout=30)):
+            log.append(f"{name} timed in {i}")
+            yield
+            lock.release()
+        got = yield from lock.acquire(blocking=False)
+        log.append(f"{name} tried {i}: {got}")
+        if got:
+            if i % 2:
+                yield
+            lock.release()
+
+
+@pytest.mark.parametrize("options", [{}, *({"order": "random", "seed": s} for s in range(8))])
+def test_a_woken_waiter_that_would_find_the_lock_taken_again_is_parked_unseen(
+    options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scheduler parks such a waiter again without resuming it
+    # (CoroutineLock._rewait): that must change nothing a task can see --
+    # the same acquisitions in the same order as when it is resumed, finds
+    # the lock held and waits again itself.
+    def run() -> list[str]:
+        rt, log = coroutines(**options), list[str]()
+        lock = rt.lock()
+        rt.run(*(critsec.task(contenders, lock, log, name, 9).named(name) for name in "abc"))
+        return log
+
+    reparked = run()
+    monkeypatch.setattr(CoroutineLock, "_rewait", lambda self, park: False)
+    resumed = run()
+    assert reparked == resumed
+    assert len(reparked) == 3 * 9 * 3  # every task took every turn
+
+
+def test_a_woken_waiter_whose_time_ran_out_is_resumed_and_gives_up() -> None:
+    # Its wake-up is not taken back when the lock is taken again before its
+    # turn: it runs, sees its time ran out, and returns False at once.
+    rt = coroutines()
+    lock = rt.lock()
+    log: list[str] = []
+
+    def holder() -> Gen:
+        with (yield from lock):
+            yield  # the waiter parks, with a deadline 10 ms away
+            until = time.monotonic() + 0.02
+            while time.monotonic() < until:  # past it, without a switch
+                pass
+        with (yield from lock):  # released (the waiter is woken) and taken again
+            yield
+            log.append("holder out")
+
+    def waiter() -> Gen:
+        log.append(f"waiter got it: {(yield from lock.acquire(timeout=0.01))}")
+
+    rt.run(holder, waiter)
+    assert log == ["waiter got it: False", "holder out"]
 
 
 def test_non_waiting_acquire_and_timeout_give_up() -> None:

@@ -199,10 +199,10 @@ def _asyncio_queue(n: int) -> tuple[Any, Any]:
     )
 
 
-def _coroutines(lock: bool, n: int) -> tuple[Any, Any]:
+def _coroutines(lock: bool, anchor_locks: bool, n: int) -> tuple[Any, Any]:
     return (
         lambda: work.coroutines_run(n, lock=lock),
-        lambda: work.coroutines_run(n, lock=None),
+        lambda: work.coroutines_run(n, lock=anchor_locks, bare=True),
     )
 
 
@@ -303,7 +303,7 @@ ROWS: list[Row] = [
         2.5,
         200_000,
         50_000,
-        P(_coroutines, False),
+        P(_coroutines, False, False),
         "switch",
     ),
     Row(
@@ -312,7 +312,17 @@ ROWS: list[Row] = [
         4.0,
         100_000,
         20_000,
-        P(_coroutines, True),
+        P(_coroutines, True, False),
+        "update",
+    ),
+    # The same work on both sides: how far the lock row is from the floor.
+    Row(
+        "coroutines with lock, both locking",
+        "bare round-robin + least lock",
+        None,
+        100_000,
+        20_000,
+        P(_coroutines, True, True),
         "update",
     ),
 ]

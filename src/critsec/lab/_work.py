@@ -345,17 +345,43 @@ def locked_increments(lock: Any, counter: Any, n: int) -> Generator[Any, Any, No
             counter.value = value + 1
 
 
-def coroutines_run(n: int, tasks: int = 2, lock: bool | None = False) -> float:
-    """critsec's coroutines runtime runs ``tasks`` generator tasks of
-    ``n // tasks`` increments each (with its lock, the lesson's locked
-    coroutine); ``lock=None``: the bare loop runs the unlocked ones."""
+class LeastLock:
+    """The least lock that works for generator tasks run round-robin: a
+    flag, and a wait that is a spin (``yield`` until it is down). No waiter
+    list, no timeout, no checks: the floor for the locked rows' anchor."""
+
+    locked = False
+
+    def __iter__(self) -> Generator[None, None, LeastLock]:
+        while self.locked:
+            yield
+        self.locked = True
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.locked = False
+
+
+def coroutines_run(n: int, tasks: int = 2, lock: bool = False, bare: bool = False) -> float:
+    """``tasks`` generator tasks of ``n // tasks`` increments each (with a
+    lock, the lesson's locked coroutine): run by critsec's coroutines
+    runtime with its counter and lock, or (``bare``) by
+    :func:`bare_round_robin` with a plain attribute and :class:`LeastLock`."""
     import critsec
 
     share = n // tasks
-    if lock is None:
+    if bare:
         box = Box()
+        if lock:
+            least = LeastLock()
+            made = [locked_increments(least, box, share) for _ in range(tasks)]
+        else:
+            made = [increments(box, share) for _ in range(tasks)]
         start = time.perf_counter()
-        bare_round_robin([increments(box, share) for _ in range(tasks)])
+        bare_round_robin(made)
         seconds = time.perf_counter() - start
         expect("counter", box.value, share * tasks)
         return seconds

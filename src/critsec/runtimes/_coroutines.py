@@ -117,7 +117,7 @@ class Park:
 
     __slots__ = ("condition", "deadline", "owner", "woken")
 
-    def __init__(self, owner: object, condition: str, seconds: float | None) -> None:
+    def __init__(self, owner: Parking, condition: str, seconds: float | None) -> None:
         self.owner = owner
         self.condition = condition
         self.deadline = None if seconds is None else clock.now() + seconds
@@ -197,6 +197,13 @@ class Parking(Cooperative[Park]):
         waiter.woken = True
         return True
 
+    def _rewait(self, park: Park) -> bool:
+        """Called by the scheduler before it resumes a task whose ``park``
+        was woken: if the task would find its condition gone again (a lock
+        taken meanwhile by a task that did not wait) and only park anew,
+        park it again here, as its algorithm would, and return True."""
+        return False
+
     def _wait(self, steps: Steps[T]) -> Generator[Park, None, T]:
         try:
             condition, seconds = next(steps)
@@ -231,7 +238,8 @@ class _Held:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        # Three named parameters, not *exc_info: no tuple built per exit.
         self._lock.release()
 
 
@@ -258,7 +266,26 @@ class CoroutineLock(Parking, LockCore):
 
     def release(self) -> None:
         """Release the lock and wake one waiting task. Never waits."""
-        self._release()
+        # LockCore._release and _notify in line (a park always accepts its
+        # wake-up): this is on the lesson's hot path.
+        if not self._locked:
+            raise RuntimeError("release unlocked lock")
+        self._locked = False
+        waiters = self._waiters[UNLOCKED]
+        if waiters:
+            waiters.popleft().woken = True
+            self._woken[UNLOCKED] += 1
+
+    def _rewait(self, park: Park) -> bool:
+        # What _acquire_steps does for a woken waiter that finds the lock
+        # held: wait again, at the back. Not when it has a deadline: then it
+        # runs, to see whether its time is up.
+        if not self._locked or park.deadline is not None:
+            return False
+        park.woken = False
+        self._woken[UNLOCKED] -= 1
+        self._waiters[UNLOCKED].append(park)
+        return True
 
     def __iter__(self) -> Generator[Park, None, _Held]:
         # `with (yield from lock):` -- wait for the lock, then hand `with` a
@@ -327,6 +354,25 @@ class _Running:
     def ready(self, now: float) -> bool:
         park = self.park
         return park is None or park.woken or (park.deadline is not None and park.deadline <= now)
+
+
+def _first_ready(live: list[_Running], start: int, now: float) -> int | None:
+    """Round-robin: the index of the first ready task from ``start`` on,
+    wrapping around, or None if every task waits."""
+    count = len(live)
+    for k in range(start, start + count):
+        if live[k % count].ready(now):
+            return k % count
+    return None
+
+
+def _taken_back(running: _Running) -> bool:
+    """Whether the task chosen to run was woken only to find its condition
+    gone again (a lock taken meanwhile by a task that did not wait): then it
+    would just park again, so its park is put back instead and its turn is
+    over without resuming it -- the same schedule, one resumption less."""
+    park = running.park
+    return park is not None and park.woken and park.owner._rewait(park)
 
 
 def _innermost_frame(generator: Generator[Any, None, Any]) -> types.FrameType | None:
@@ -449,50 +495,60 @@ class CoroutinesRuntime(Runtime[GeneratorLock, GeneratorQueue[Any]]):
         deadline = None if timeout is None else monotonic() + timeout
         dropped = forgotten.dropped  # this thread's list: take() empties it in place
         turn = 0  # round-robin: where in `live` to look for the next task
+        count = len(live)  # kept equal to len(live)
         while live:
             # The clock is read only when something depends on it: a run
             # timeout, or a task that waits (its park may have a deadline).
             if deadline is not None and monotonic() >= deadline:
                 raise overdue(timeout, [running.name for running in live])
-            count = len(live)
-            chosen: int | None
             if rng is None:
-                chosen = turn if turn < count else turn % count
-                park = live[chosen].park
-                if park is not None and not park.woken:  # else it is ready, whatever the time
-                    now = monotonic()
-                    turns = (k % count for k in range(turn, turn + count))
-                    chosen = next((k for k in turns if live[k].ready(now)), None)
+                if turn >= count:
+                    turn = 0
+                running = live[turn]
+                park = running.park
+                if park is not None:  # else its turn: the common case, kept short
+                    if not park.woken:  # (a woken one is ready, whatever the time)
+                        now = monotonic()
+                        chosen = _first_ready(live, turn, now)
+                        if chosen is None:
+                            self._idle(live, now, deadline)
+                            continue
+                        turn, running = chosen, live[chosen]
+                    if _taken_back(running):
+                        turn += 1
+                        continue
             else:
                 now = monotonic()
                 ready = [k for k, running in enumerate(live) if running.ready(now)]
-                chosen = rng.choice(ready) if ready else None
-            if chosen is None:
-                self._idle(live, now, deadline)
-                continue
-            running = live[chosen]
+                if not ready:
+                    self._idle(live, now, deadline)
+                    continue
+                turn = rng.choice(ready)
+                running = live[turn]
+                if _taken_back(running):
+                    continue
             try:
                 request = running.generator.send(None)
             except StopIteration as stop:
                 outcomes[running.index].value = stop.value
-                del live[chosen]
-                turn = chosen  # the next task moved into this slot
+                del live[turn]  # the next task moves into this slot: `turn` stays
+                count -= 1
                 if (misuse := forgotten.take()) is not None:
                     outcomes[running.index] = Outcome.failure(TypeError(misuse))
                     return
                 continue
             except Exception as exc:  # becomes the run's TaskError
                 outcomes[running.index] = Outcome.failure(exc)
-                del live[chosen]
+                del live[turn]
                 return
             if dropped and (misuse := forgotten.take()) is not None:
                 outcomes[running.index] = Outcome.failure(TypeError(misuse))
-                del live[chosen]
+                del live[turn]
                 return
             if request is not None and not isinstance(request, Park):
                 raise TypeError(bad_yield(running.name, request, _where(running.generator)))
             running.park = request
-            turn = chosen + 1
+            turn += 1
 
     @staticmethod
     def _idle(live: list[_Running], now: float, deadline: float | None) -> None:
