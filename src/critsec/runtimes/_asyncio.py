@@ -129,7 +129,7 @@ class AsyncioLock(Awaiting, LockCore):
     async def __aenter__(self) -> None:
         await self.acquire()
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
         self.release()
 
     def __repr__(self) -> str:

@@ -96,13 +96,15 @@ def time_left(deadline: float | None) -> float | None:
 def check_lock_args(blocking: bool, timeout: float) -> float | None:
     """The deadline for ``acquire(blocking, timeout)``, checked as
     ``threading.Lock.acquire`` checks it (-1: no deadline)."""
-    if timeout != -1 and not blocking:
+    if timeout == -1:  # the default, on every waiting acquire: nothing to check
+        return None
+    if not blocking:
         raise ValueError("can't specify a timeout for a non-blocking call")
-    if _seconds(timeout, "timeout") < 0 and timeout != -1:
+    if _seconds(timeout, "timeout") < 0:
         raise ValueError("timeout value must be a non-negative number")
     if timeout > threading.TIMEOUT_MAX:
         raise OverflowError("timeout value is too large")
-    return None if timeout == -1 else clock.now() + timeout
+    return clock.now() + timeout
 
 
 def check_maxsize(maxsize: float) -> float:
