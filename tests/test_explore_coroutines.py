@@ -273,9 +273,30 @@ def gen_spin(state: State) -> Gen:
         yield
 
 
-def test_generator_spinning_hits_the_step_limit_with_advice() -> None:
-    with pytest.raises(ExplorationLimit, match="spinning"):
-        explore(State, [gen_spin], lambda state: True, max_steps=200)
+def test_a_generator_spin_no_one_ends_is_a_livelock_at_its_yield() -> None:
+    result = explore(State, [gen_spin], lambda state: True)
+    expect_failure(result, "livelock")
+    assert result.message.startswith("livelock: no task makes progress: 'gen_spin' spins at ")
+    assert any(
+        line.startswith("task 'gen_spin' spins at") and line.endswith(": yield")
+        for line in result.trace.splitlines()
+    )
+
+
+def test_a_spinning_generator_lets_the_one_it_waits_for_run() -> None:
+    def reader(state: State) -> Gen:
+        while not state.log:
+            yield
+        state.value = len(state.log)
+
+    def writer(state: State) -> Gen:
+        yield
+        state.log.append("ready")
+
+    for strategy in ("pct", "random"):
+        result = explore(State, [reader, writer], lambda s: s.value == 1, strategy=strategy)
+        assert not result.failed, result
+    expect_proof(explore(State, [reader, writer], lambda s: s.value == 1, strategy="dfs"))
 
 
 # -- asyncio ---------------------------------------------------------------------
@@ -521,8 +542,34 @@ async def async_spin(state: State) -> None:
         await asyncio.sleep(0)
 
 
-def test_asyncio_spinning_hits_the_step_limit_with_advice() -> None:
-    with pytest.raises(ExplorationLimit, match="spinning"):
+def test_an_asyncio_spin_no_one_ends_is_a_livelock_at_its_await() -> None:
+    result = explore(State, [async_spin], lambda state: True)
+    expect_failure(result, "livelock")
+    assert result.message.startswith("livelock: no task makes progress: 'async_spin' spins at ")
+    assert any(
+        line.startswith("task 'async_spin' spins at") and line.endswith(": await asyncio.sleep(0)")
+        for line in result.trace.splitlines()
+    )
+
+
+def test_a_spinning_asyncio_task_lets_the_one_it_waits_for_run() -> None:
+    async def reader(state: State) -> None:
+        while not state.log:
+            await asyncio.sleep(0)
+        state.value = len(state.log)
+
+    async def writer(state: State) -> None:
+        await asyncio.sleep(0)
+        state.log.append("ready")
+
+    for strategy in ("pct", "random"):
+        result = explore(State, [reader, writer], lambda s: s.value == 1, strategy=strategy)
+        assert not result.failed, result
+    expect_proof(explore(State, [reader, writer], lambda s: s.value == 1, strategy="dfs"))
+
+
+def test_a_spin_still_ends_in_the_step_limit_when_that_comes_first() -> None:
+    with pytest.raises(ExplorationLimit, match="spinning on a flag that does not change"):
         explore(State, [async_spin], lambda state: True, max_steps=200)
 
 

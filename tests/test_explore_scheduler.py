@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from critsec.explorer._scheduler import (
+    LIVELOCK_SPINS,
     DFSStrategy,
     ExplorationLimit,
     PCTStrategy,
@@ -141,6 +142,43 @@ def test_step_limit_suggests_the_cause() -> None:
         scheduler.branch([0, 1], 0)
     with pytest.raises(ExplorationLimit, match="spinning"):
         scheduler.branch([0, 1], 0)
+
+
+@pytest.mark.parametrize("strategy", [RandomStrategy(), PCTStrategy(), DFSStrategy()])
+def test_a_task_that_spun_is_not_picked_next_while_another_can_run(strategy: Strategy) -> None:
+    scheduler = Scheduler(strategy)
+    strategy.begin(random.Random(0))
+    for _ in range(20):
+        assert not scheduler.spun(0)
+        assert scheduler.branch([0, 1, 2], 0) != 0
+        assert scheduler.spun(1) is False
+        assert scheduler.branch([1], 1) == 1  # alone, it runs: no deadlock made up
+    assert scheduler.branch([0, 1, 2], 0) in (0, 1, 2)  # only the decision after a spin
+
+
+def test_pct_drops_a_spinner_below_every_other_task() -> None:
+    strategy = PCTStrategy(depth=1)
+    scheduler = Scheduler(strategy)
+    strategy.begin(random.Random(0))
+    first = scheduler.branch([0, 1, 2], None)
+    scheduler.spun(first)
+    second = scheduler.branch([0, 1, 2], first)
+    # The spinner stays below the others afterwards, not only at the next decision.
+    assert {scheduler.branch([0, 1, 2], second) for _ in range(5)} == {second}
+    scheduler.spun(second)
+    third = scheduler.branch([0, 1, 2], second)
+    assert third not in (first, second)
+    assert scheduler.branch([first, second], third) == first  # the earlier spinner first
+
+
+def test_only_spins_for_livelock_spins_rounds_in_a_row_are_a_livelock() -> None:
+    scheduler = Scheduler(RandomStrategy())
+    scheduler.strategy.begin(random.Random(0))
+    for _ in range(LIVELOCK_SPINS - 1):
+        assert not scheduler.spun(0)
+    scheduler.progressed()
+    assert not any(scheduler.spun(task % 2) for task in range(LIVELOCK_SPINS - 1))
+    assert scheduler.spun(1)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=300), max_size=200))

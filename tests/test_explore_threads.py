@@ -422,22 +422,84 @@ def test_an_exception_in_a_task_is_reported_with_its_traceback() -> None:
     assert "critsec/explorer" not in traceback_text
 
 
-def test_a_spin_wait_hits_the_step_limit_with_a_hint() -> None:
-    def spin(s: State) -> None:
-        while not s.flag:
+# -- spin-waiting: fair scheduling and livelocks -------------------------------------
+
+
+def peterson(me: int) -> Any:
+    """Peterson's mutual exclusion for thread ``me`` of two: correct, and
+    waiting by spinning (``wrong_order``: turn before flag, so both get in)."""
+
+    def enter(s: State) -> None:
+        other = 1 - me
+        s.flag[me] = True
+        s.turn = other
+        while s.flag[other] and s.turn == other:
             pass
+        s.inside += 1
+        s.most = max(s.most, s.inside)
+        s.inside -= 1
+        s.flag[me] = False
 
-    def setter(s: State) -> None:
-        s.flag = True
+    return enter
 
-    with pytest.raises(ExplorationLimit, match="spinning"):
-        explore(
-            lambda: State(flag=False),
-            [spin, setter],
-            lambda s: True,
-            strategy="dfs",
-            max_steps=500,
-        )
+
+def peterson_state() -> State:
+    return State(flag=[False, False], turn=0, inside=0, most=0)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_correct_spin_wait_passes_in_every_strategy(strategy: str) -> None:
+    # Left to itself a spinner keeps the CPU: before fair scheduling every
+    # pct and dfs schedule here ended in the step limit.
+    result = explore(
+        peterson_state,
+        [peterson(0), peterson(1)],
+        lambda s: s.most == 1,
+        strategy=strategy,
+        preemption_bound=2 if strategy == "dfs" else None,
+        max_schedules=300 if strategy != "dfs" else 5_000,
+        max_steps=2_000,
+        seed=1,
+    )
+    assert not result.failed, result
+    assert result.exhausted == (strategy == "dfs")
+
+
+def test_a_spin_wait_that_no_one_ends_is_a_livelock_at_its_loop() -> None:
+    def waits_for_b(s: State) -> None:
+        while not s.b:
+            pass
+        s.a = True
+
+    def waits_for_a(s: State) -> None:
+        while not s.a:
+            pass
+        s.b = True
+
+    tasks = [waits_for_b, waits_for_a]
+    result = explore(lambda: State(a=False, b=False), tasks, lambda s: True, seed=3)
+    assert result.kind == "livelock"
+    assert result.message == (
+        "livelock: no task makes progress: 'waits_for_b' spins at test_explore_threads.py:"
+        f"{LINE_B}; 'waits_for_a' spins at test_explore_threads.py:{LINE_A}"
+    )
+    assert "task 'waits_for_b' spins at" in result.trace and "while not s.b:" in result.trace
+    assert result.schedule is not None
+    again = replay(lambda: State(a=False, b=False), tasks, lambda s: True, result.schedule)
+    assert (again.kind, again.trace) == (result.kind, result.trace)
+
+
+LINE_B = test_a_spin_wait_that_no_one_ends_is_a_livelock_at_its_loop.__code__.co_firstlineno + 2
+LINE_A = LINE_B + 5
+
+
+def test_a_loop_that_changes_something_every_round_ends_in_the_step_limit() -> None:
+    def counts_forever(s: State) -> None:
+        while True:
+            s.n += 1
+
+    with pytest.raises(ExplorationLimit, match="loops without end, changing something"):
+        explore(lambda: State(n=0), [counts_forever], lambda s: True, max_steps=500)
 
 
 def test_a_loop_of_local_instructions_hits_the_step_limit_too() -> None:

@@ -735,7 +735,7 @@ def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     **POSITIVE,
     default=MAX_STEPS,
     show_default=True,
-    help="Give up on a schedule that takes more steps (a task spinning on a flag).",
+    help="Give up on a schedule that takes more steps (a task that loops for ever).",
 )
 @click.option(
     "--import-timeout",

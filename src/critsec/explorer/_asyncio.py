@@ -73,6 +73,7 @@ from .._task import Task
 from ..runtimes._cooperative import start_tasks
 from ._access import describe_object
 from ._driver import Driver, RunOutcome, describe_exception, task_names
+from ._fairness import Rounds
 from ._generators import (
     StepTracer,
     is_user_code,
@@ -136,6 +137,7 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         self.failure: RunOutcome | None = None
         self.finished: asyncio.Future[None] | None = None  # set when the schedule ends
         self.tracer = StepTracer()
+        self.rounds = Rounds(scheduler, self._name)
         self.set_exception_handler(self._on_error)
 
     # -- the two changes ------------------------------------------------------
@@ -222,19 +224,46 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         finally:
             self.running = None
         if task.done():
+            self.rounds.progressed(unit)
             self._finished(unit, task)
             return
-        where, source = user_position(suspended_frames(task.get_coro()))
-        for event in self.tracer.take(where):
+        frames = suspended_frames(task.get_coro())
+        where, source = user_position(frames)
+        events = self.tracer.take(where)
+        for event in events:
             self.recorder.record(event)
         if getattr(task, "_fut_waiter", None) is not None:
             what = awaiting(task, self.tracer.name_of)
             self.waits[unit] = what
             event = Event(column, "block", self._label(unit, f"awaits {what}"), where, source)
+            self.rounds.progressed(unit)
         else:
             text = self._label(unit, without_comment(source) or "await")
             event = Event(column, "await", text, where, source)
+            self._went_round(unit, frames, events, (where, source))
         self.recorder.record(event)
+
+    def _went_round(
+        self, unit: int, frames: list[Any], events: list[Event], at: tuple[str, str]
+    ) -> None:
+        """An await that is no wait (``asyncio.sleep(0)``) ends a round of a
+        spin-wait, maybe (._fairness); a livelock ends the schedule."""
+        user = [f for f in frames if is_user_code(f.f_code.co_filename)] or frames
+        frame = user[-1]
+        livelock = self.rounds.went_round(
+            unit,
+            (frame.f_code, frame.f_lasti),
+            frame.f_locals.values(),
+            [(e.kind, e.text) for e in events],
+            at,
+        )
+        if livelock is not None and self.failure is None and self.deciding:
+            self.failure = livelock
+            if self.finished is not None and not self.finished.done():
+                self.finished.set_result(None)
+
+    def _name(self, unit: int) -> str:
+        return self.names[unit] if unit < len(self.names) else self.tasks[unit].get_name()
 
     def _finished(self, unit: int, task: asyncio.Task[Any]) -> None:
         column = self.column[unit]

@@ -25,14 +25,15 @@ from ._trace import Recorder
 __all__ = ["Driver", "RunOutcome", "describe_exception", "task_names"]
 
 #: The kinds of failure a schedule can end in.
-FAILURE_KINDS = ("invariant", "exception", "deadlock")
+FAILURE_KINDS = ("invariant", "exception", "deadlock", "livelock")
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     """How one schedule ended: ``kind`` None when it passed, else one of
     ``FAILURE_KINDS``; ``message`` one line for people; ``detail`` a
-    traceback (exception) or who waits on what (deadlock)."""
+    traceback (exception), who waits on what (deadlock) or where each task
+    spins (livelock)."""
 
     kind: str | None = None
     message: str = ""

@@ -88,6 +88,7 @@ from ._access import (
     short,
 )
 from ._driver import Driver, RunOutcome, describe_exception, task_names
+from ._fairness import Rounds
 from ._scheduler import Scheduler
 from ._threads import default_user_code
 from ._trace import Event, Recorder
@@ -423,6 +424,8 @@ class GeneratorDriver(Driver):
         """Run tasks one resumption at a time until all finished (``live``
         empty), one raised, or none can run."""
         current: int | None = None
+        names = {r.index: r.name for r in live}
+        rounds = Rounds(scheduler, names.__getitem__)
         while live:
             # Runnable: ready now, or parked with a deadline (its timeout is a choice).
             candidates = {
@@ -456,22 +459,38 @@ class GeneratorDriver(Driver):
                 _flush(recorder, tracer.take(""))
                 recorder.record(Event(choice, "return", f"returns {short(stop.value)}"))
                 live.remove(running)
+                rounds.progressed(choice)
                 continue
             except (Exception, SystemExit) as exc:  # sys.exit() too: see _exits
                 return self._failed(running, exc, recorder, tracer, live)
-            where, source = user_position(suspended_frames(running.generator))
+            frames = suspended_frames(running.generator)
+            where, source = user_position(frames)
+            events = tracer.take(where)
+            livelock = None
             if request is None:
                 event = Event(choice, "yield", without_comment(source) or "yield", where, source)
+                # A yield is where a round of a spin-wait ends (._fairness).
+                frame = ([f for f in frames if is_user_code(f.f_code.co_filename)] or frames)[-1]
+                livelock = rounds.went_round(
+                    choice,
+                    (frame.f_code, frame.f_lasti),
+                    frame.f_locals.values(),
+                    [(e.kind, e.text) for e in events],
+                    (where, source),
+                )
             elif isinstance(request, Park):
                 running.park = request
                 limit = "" if request.deadline is None else " (with a timeout)"
                 owner = tracer.name_of(request.owner)
                 text = f"waits for {request.condition} on {owner}{limit}"
                 event = Event(choice, "block", text, where, source, location=owner)
+                rounds.progressed(choice)
             else:
                 raise TypeError(bad_yield(running.name, request, f" at {where}"))
-            _flush(recorder, tracer.take(where))
+            _flush(recorder, events)
             recorder.record(event)
+            if livelock is not None:
+                return livelock
         return RunOutcome()
 
     @staticmethod

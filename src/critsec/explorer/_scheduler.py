@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from .._errors import CritsecError
 
 __all__ = [
+    "LIVELOCK_SPINS",
     "STRATEGIES",
     "DFSStrategy",
     "ExplorationLimit",
@@ -86,6 +87,11 @@ class Strategy:
 
     def end(self, steps: int) -> bool:
         return True
+
+    def yielded(self, task: int) -> None:
+        """``task`` went round a loop without progress (see
+        :meth:`Scheduler.spun`); the next decision does not pick it if
+        another task can run. A strategy with priorities lowers its own."""
 
     @property
     def exhausted(self) -> bool:
@@ -151,6 +157,14 @@ class PCTStrategy(Strategy):
     def end(self, steps: int) -> bool:
         self.expected_steps = max(self.expected_steps, self.step)
         return True
+
+    def yielded(self, task: int) -> None:
+        # Below every other task, as CHESS's fair scheduler does with a
+        # thread that yields: the others run until they block, finish or
+        # spin in turn. Left on top, a spinner would keep the CPU until the
+        # step limit (a change point only moves it a little down).
+        lowest = min(self.priority.values(), default=0.0)
+        self.priority[task] = min(lowest, 0.0) - 1
 
 
 @dataclass
@@ -273,12 +287,27 @@ def make_strategy(
 # -- the scheduler -------------------------------------------------------------
 
 
+#: Rounds of spin-waiting in a row, with no task making progress in
+#: between, after which a schedule is a livelock (see ``Scheduler.spun``).
+LIVELOCK_SPINS = 1_000
+
+
 class Scheduler:
     """Decides, at every switch point of one schedule, which task runs next.
 
     ``branch`` is the only place a decision is made; drivers call it with
     the tasks that can run now and the one that ran last. Forced moves (one
     runnable task) are not recorded. ``max_steps`` bounds one schedule.
+
+    Fairness (Musuvathi and Qadeer, "Fair stateless model checking", PLDI
+    2008): a driver calls ``spun(task)`` when a task went round a loop and
+    came back to where it was -- the same loop, its locals the same objects,
+    the same reads, writes and calls as the round before: it is waiting by
+    spinning. The next decision then does not pick it while another task
+    can run (and switching away is no preemption), so a spin-wait cannot
+    starve the task it waits for in any strategy, and a strategy with
+    priorities lowers the spinner's. ``progressed()`` says some task did
+    something else; ``LIVELOCK_SPINS`` spins with none is a livelock.
     """
 
     def __init__(self, strategy: Strategy, max_steps: int = 100_000) -> None:
@@ -286,16 +315,34 @@ class Scheduler:
         self.max_steps = max_steps
         self.steps = 0
         self.choices: list[int] = []
+        self.spinner: int | None = None  # spun since the last decision
+        self.idle_spins = 0
+
+    def spun(self, task: int) -> bool:
+        """Driver: ``task`` spins (see above). True once it is a livelock."""
+        self.spinner = task
+        self.strategy.yielded(task)
+        self.idle_spins += 1
+        return self.idle_spins >= LIVELOCK_SPINS
+
+    def progressed(self) -> None:
+        """Driver: a task made progress (not a spin): no livelock yet."""
+        self.idle_spins = 0
 
     def branch(self, runnable: Sequence[int], current: int | None) -> int:
         if not runnable:
             raise ValueError("branch() needs at least one runnable task")
+        if self.spinner is not None:
+            spinner, self.spinner = self.spinner, None
+            if len(runnable) > 1 and spinner in runnable:
+                runnable = [t for t in runnable if t != spinner]
         self.steps += 1
         if self.steps > self.max_steps:
             raise ExplorationLimit(
-                f"one schedule exceeded {self.max_steps} steps. This is often caused by a "
-                "task that waits by spinning (a busy loop re-checking a flag) instead of "
-                "blocking on a lock, condition or queue; or raise the limit (max_steps=, "
+                f"one schedule exceeded {self.max_steps} steps: a task loops without end, "
+                "changing something every round (a task spinning on a flag that does not "
+                "change is scheduled fairly, and reported as a livelock when nothing can "
+                "change it), or the program is long: then raise the limit (max_steps=, "
                 "--max-steps on the command line)"
             )
         if len(runnable) == 1:

@@ -85,7 +85,7 @@ import threading
 import types
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import Wait, deadlock_report
@@ -106,6 +106,7 @@ from ._access import (
     property_code,
 )
 from ._driver import Driver, RunOutcome, describe_exception, task_names
+from ._fairness import Rounds
 from ._patches import Abandoned, Control, StandIns, Waitable, Window
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
@@ -234,17 +235,25 @@ class _CodeInfo:
     #: computed on the first instruction run (None until then).
     accesses: dict[int, Access] | None = None
     points: frozenset[int] = frozenset()
-    #: Backward jumps that are not switch points: each still counts as a
-    #: step, so that a loop of purely local instructions ends in the step
-    #: limit's error instead of running forever.
-    loops: frozenset[int] = frozenset()
+    #: Loop heads (targets of backward jumps): where a task starts a round
+    #: of a loop. Each is a step even when not a switch point, so that a
+    #: loop of purely local instructions ends in the step limit's error
+    #: instead of running forever; and where spinning is seen (``_round``).
+    #: Each maps to the line of the jump back to it: the loop's own line
+    #: (``while ...:``), where a spin is reported.
+    heads: dict[int, int] = field(default_factory=dict)
 
 
-def _switch_points(code: types.CodeType) -> tuple[frozenset[int], frozenset[int]]:
+def _switch_points(code: types.CodeType) -> tuple[frozenset[int], dict[int, int]]:
     instructions = list(dis.get_instructions(code))
     points = frozenset(i.offset for i in instructions if i.opname not in _LOCAL_ONLY)
-    loops = frozenset(i.offset for i in instructions if i.opname.startswith("JUMP_BACKWARD"))
-    return points, loops
+    # 3.11 has POP_JUMP_BACKWARD_IF_*, 3.12+ JUMP_BACKWARD after a forward test.
+    heads = {
+        i.argval: i.positions.lineno if i.positions and i.positions.lineno else 0
+        for i in instructions
+        if "JUMP_BACKWARD" in i.opname
+    }
+    return points, heads
 
 
 # -- where a task is ---------------------------------------------------------------------
@@ -281,6 +290,9 @@ class _Task:
         # A property call whose result (or argument) the trace wants:
         # (code of the getter or setter, access, display, location).
         self.expect: tuple[types.CodeType, Access, str, str] | None = None
+        # What it did since it last started a round of a loop: (kind, text)
+        # of its events, for spin detection (._fairness).
+        self.round: list[tuple[str, str]] = []
 
 
 # -- one schedule -------------------------------------------------------------------------
@@ -324,6 +336,7 @@ class _Schedule(Control):
         self.codes: dict[types.CodeType, _CodeInfo | None] = driver._codes
         self.opcodes = driver.granularity == "opcode"
         self.backend: _Monitoring | None = None  # None: sys.settrace
+        self.rounds = Rounds(scheduler, lambda task: self.tasks[task].name)
 
     # -- Control (called by the controlled primitives) --------------------------------
 
@@ -360,6 +373,7 @@ class _Schedule(Control):
         frame = self._caller_frame()
         if frame is not None:
             where, source = _where(frame)
+            self.tasks[me].round.append((kind, text))
             self.recorder.record(Event(me, kind, text, where, source, location))
 
     def block(self, task: int, waitable: Waitable, deadline: float | None) -> bool:
@@ -377,6 +391,7 @@ class _Schedule(Control):
             t.blocked_in = f" (in {owner}{api.f_code.co_name})"
         what = waitable.describe() + t.blocked_in
         self._event(t, "block", f"waits for {what}", t.blocked_at)
+        self.rounds.progressed(t.index)  # waiting by blocking, not by spinning
         try:
             self._switch(t)
         finally:
@@ -423,6 +438,7 @@ class _Schedule(Control):
 
     def _event(self, t: _Task, kind: str, text: str, at: tuple[str, str], **fields: Any) -> None:
         if not self.aborting:
+            t.round.append((kind, text))
             self.recorder.record(Event(t.index, kind, text, at[0], at[1], **fields))
 
     # -- switching ------------------------------------------------------------------------
@@ -488,12 +504,13 @@ class _Schedule(Control):
             return
         if info.accesses is None:
             info.accesses = analyse(frame.f_code)
-            info.points, info.loops = _switch_points(frame.f_code)
+            info.points, info.heads = _switch_points(frame.f_code)
+        if offset in info.heads:
+            self._round(t, frame, offset, info.heads[offset], offset in info.points)
+        elif offset in info.points:
+            self._switch(t)
         if offset not in info.points:
-            if offset in info.loops:
-                self._switch(t, forced=True)
             return
-        self._switch(t)
         access = info.accesses.get(offset)
         if access is not None:
             try:
@@ -502,6 +519,24 @@ class _Schedule(Control):
                 raise  # into the task: a primitive the explorer cannot schedule
             except Exception:  # the trace is a courtesy: never break the program
                 pass
+
+    def _round(self, t: _Task, frame: types.FrameType, offset: int, line: int, point: bool) -> None:
+        """Task thread, at a loop head (of the loop on ``line``; ``point``:
+        also a switch point): the task starts a round of a loop. If it
+        spins (:mod:`._fairness`), the scheduler picks another task if it
+        can; the schedule may end there as a livelock."""
+        filename = frame.f_code.co_filename
+        at = (f"{os.path.basename(filename)}:{line}", linecache.getline(filename, line).strip())
+        events, t.round = t.round, []
+        outcome = self.rounds.went_round(
+            t.index, (frame.f_code, offset), frame.f_locals.values(), events, at
+        )
+        if t.index not in self.rounds.spinning:
+            self._switch(t, forced=not point)  # a step either way: see _CodeInfo.heads
+            return
+        if outcome is not None and self.outcome is None:
+            self.outcome = outcome
+        self._switch(t)  # the scheduler picks another task if it can
 
     # -- reads and writes --------------------------------------------------------------------
 
@@ -660,6 +695,7 @@ class _Schedule(Control):
                 self.outcome = RunOutcome("exception", line, detail, t.index)
         finally:
             t.finished = True
+            self.rounds.progressed(t.index)
             if t.abandoned:
                 if not self.haste:
                     self.driver_baton.release()  # the driver waits for each unwinding
