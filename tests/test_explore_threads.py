@@ -7,6 +7,9 @@ whole file runs in seconds; no test sleeps or measures time.
 from __future__ import annotations
 
 import _thread
+import functools
+import io
+import logging
 import queue
 import random
 import threading
@@ -701,6 +704,66 @@ def test_a_lock_made_at_import_time_is_stood_in_for_not_refused(task: Any) -> No
     assert not result.failed, result
     assert result.schedules > 100
     assert import_time_lock is real and not real.locked()
+
+
+def test_a_lock_a_task_closes_over_is_stood_in_for_too() -> None:
+    def make() -> Any:
+        lock = threading.Lock()  # made before explore, by the task's factory
+
+        def bump(s: State) -> None:
+            with lock:
+                value = s.n
+                s.n = value + 1
+
+        return bump, lock
+
+    bump, real = make()
+    result = explore(lambda: State(n=0), [bump, bump], lambda s: s.n == 2, strategy="dfs")
+    assert not result.failed and result.exhausted, result
+    assert bump.__closure__ is not None and bump.__closure__[0].cell_contents is real
+
+
+class Config:
+    """A class made at import time: on 3.11 its cached_property holds a
+    real RLock (made then) around the getter -- user code -- while it runs."""
+
+    @functools.cached_property
+    def value(self) -> int:
+        first = 1
+        return first + 1
+
+
+class Shout(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        return text.upper()
+
+
+shout_stream = io.StringIO()
+shout_handler = logging.StreamHandler(shout_stream)  # its lock: a real RLock, made now
+shout_handler.setFormatter(Shout())
+shout_log = logging.getLogger("critsec-test-shout")
+shout_log.addHandler(shout_handler)
+shout_log.propagate = False
+
+
+def test_the_users_code_called_back_by_a_library_is_one_step_with_the_call() -> None:
+    # A switch inside the getter (or the formatter) would leave the library's
+    # real lock held while the other task blocks on it for real: before,
+    # these schedules hung for ever (the formatter's on 3.13 too).
+    result = explore(Config, [lambda c: c.value, lambda c: c.value], lambda c: c.value == 2)
+    assert not result.failed, result
+
+    def setup() -> io.StringIO:
+        shout_stream.seek(0)
+        shout_stream.truncate()
+        return shout_stream
+
+    def say(_: io.StringIO) -> None:
+        shout_log.warning("hello")
+
+    result = explore(setup, [say, say], lambda s: s.getvalue() == "HELLO\nHELLO\n")
+    assert not result.failed, result
 
 
 def test_a_lock_made_at_import_time_elsewhere_fails_with_a_hint_instead_of_hanging() -> None:

@@ -550,18 +550,43 @@ _PATCHES: tuple[tuple[Any, str, Any], ...] = (
 )
 
 
-def _namespace(function: Any) -> dict[str, Any] | None:
-    """The module globals ``function`` runs with (through partials and
-    bound methods); None for a callable without them."""
+def _unwrap(function: Any) -> Any:
+    """The plain function under partials and bound methods."""
     while True:
         if isinstance(function, functools.partial):
             function = function.func
         elif hasattr(function, "__func__"):
             function = function.__func__
         else:
-            break
-    namespace = getattr(function, "__globals__", None)
+            return function
+
+
+def _namespace(function: Any) -> dict[str, Any] | None:
+    """The module globals ``function`` runs with; None for a callable
+    without them."""
+    namespace = getattr(_unwrap(function), "__globals__", None)
     return namespace if isinstance(namespace, dict) else None
+
+
+def _closure(function: Any) -> list[tuple[Any, str]]:
+    """(cell, name) for each variable ``function`` closes over (a task made
+    by a factory: ``lock = Lock(); def task(s): with lock: ...``)."""
+    plain = _unwrap(function)
+    code, cells = getattr(plain, "__code__", None), getattr(plain, "__closure__", None)
+    if code is None or not cells:
+        return []
+    return list(zip(cells, code.co_freevars, strict=True))
+
+
+def _stand_in_for(value: Any, name: str) -> Any:
+    """A controlled lock for a free real one, named ``name``; None for
+    anything else (a held lock stays real: it cannot be handed over)."""
+    kind = type(value)
+    if kind not in (_RealLockType, _RealRLockType) or not _free(value):
+        return None
+    # Named as the program names it, and not numbered: the locks the
+    # schedule makes keep their numbers (Lock #1, ...).
+    return (Lock if kind is _RealLockType else RLock)(_label=name)
 
 
 def _free(lock: Any) -> bool:
@@ -575,35 +600,48 @@ def _free(lock: Any) -> bool:
 class StandIns:
     """For one schedule, inside its :class:`Window`: the real locks that the
     scenario's modules hold as globals -- ``lock = threading.Lock()`` at
-    import time, the most common pattern there is -- replaced by controlled
-    ones, and the real ones put back after (unless the program rebound the
-    name meanwhile). A lock held at the start stays real, and so does a real
-    lock anywhere else (an attribute, a closure, another module): the driver
-    still fails a task that touches one (:func:`check_controlled`)."""
+    import time, the most common pattern there is -- and that its functions
+    close over, replaced by controlled ones; the real ones are put back
+    after (unless the program rebound the name meanwhile). A lock held at
+    the start stays real, and so does a real lock anywhere else (an
+    attribute, another module): the driver still fails a task that touches
+    one (:func:`check_controlled`)."""
 
     def __init__(self, functions: Iterable[Any]) -> None:
+        functions = list(functions)
         found = (_namespace(function) for function in functions)
         self.namespaces = list({id(ns): ns for ns in found if ns is not None}.values())
+        self.cells = [pair for function in functions for pair in _closure(function)]
         self.swapped: list[tuple[dict[str, Any], str, Any, Any]] = []
+        self.swapped_cells: list[tuple[Any, Any, Any]] = []
 
     def __enter__(self) -> StandIns:
         for namespace in self.namespaces:
             for name, value in list(namespace.items()):
-                kind = type(value)
-                if kind not in (_RealLockType, _RealRLockType) or not _free(value):
-                    continue
-                # Named as the program names it, and not numbered: the locks
-                # the schedule makes keep their numbers (Lock #1, ...).
-                stand_in = (Lock if kind is _RealLockType else RLock)(_label=name)
-                namespace[name] = stand_in
-                self.swapped.append((namespace, name, value, stand_in))
+                stand_in = _stand_in_for(value, name)
+                if stand_in is not None:
+                    namespace[name] = stand_in
+                    self.swapped.append((namespace, name, value, stand_in))
+        for cell, name in self.cells:
+            try:
+                value = cell.cell_contents
+            except ValueError:  # empty: not yet bound
+                continue
+            stand_in = _stand_in_for(value, name)
+            if stand_in is not None:
+                cell.cell_contents = stand_in
+                self.swapped_cells.append((cell, value, stand_in))
         return self
 
     def __exit__(self, *exc: object) -> None:
         for namespace, name, real, stand_in in reversed(self.swapped):
             if namespace.get(name) is stand_in:
                 namespace[name] = real
+        for cell, real, stand_in in reversed(self.swapped_cells):
+            if cell.cell_contents is stand_in:
+                cell.cell_contents = real
         self.swapped.clear()
+        self.swapped_cells.clear()
 
 
 class Window:

@@ -56,10 +56,17 @@ sleeps, and unwinds; the driver waits for each in turn.
 
 Limits (candid, loom-style):
 
-* only primitives created during a schedule (in ``setup`` or a task) are
-  controlled; a task touching one made at import time fails at once with
+* primitives created during a schedule (in ``setup`` or a task) are
+  controlled, and so are stand-ins for the free locks made before it that
+  the scenario's modules keep as globals or its functions close over
+  (:class:`~._patches.StandIns`); a task touching another one made before
+  (an attribute of an object made at import time) fails at once with
   :class:`~._patches.UncontrolledPrimitive` and a hint, instead of really
   blocking;
+* the user's code that a library calls back (a ``cached_property`` getter,
+  a ``logging.Formatter``, a ``contextmanager`` body) runs as part of that
+  library call, with no switch point: a switch there could leave the
+  library's own real lock held while another task blocks on it;
 * tasks must not start threads of their own (refused with an error);
 * mutation through C methods (``list.append``) is interleaved correctly
   (a call is a switch point) but not shown as a write in the trace; reads
@@ -496,6 +503,8 @@ class _Schedule(Control):
             self._flush(t)
         t.expect = None  # a property call it waited for did not come
         if offset < 0:
+            if self._in_library_call(frame):
+                return
             self._switch(t)
             self._event(t, "line", _where(frame)[1], _where(frame))
             return
@@ -505,6 +514,8 @@ class _Schedule(Control):
         if info.accesses is None:
             info.accesses = analyse(frame.f_code)
             info.points, info.heads = _switch_points(frame.f_code)
+        if (offset in info.points or offset in info.heads) and self._in_library_call(frame):
+            return
         if offset in info.heads:
             self._round(t, frame, offset, info.heads[offset], offset in info.points)
         elif offset in info.points:
@@ -519,6 +530,24 @@ class _Schedule(Control):
                 raise  # into the task: a primitive the explorer cannot schedule
             except Exception:  # the trace is a courtesy: never break the program
                 pass
+
+    def _in_library_call(self, frame: types.FrameType) -> bool:
+        """Whether the user's code in ``frame`` runs inside a call into a
+        library -- called back by it: a ``functools.cached_property`` getter,
+        a ``logging.Formatter`` subclass, a ``contextmanager`` body. A library
+        call is one step, callbacks included: a switch there could leave
+        the library's own lock held (3.11's cached_property holds a real
+        ``RLock`` around the getter) while another task blocks on it for
+        real, which no schedule can undo."""
+        caller = frame.f_back
+        while caller is not None:
+            code = caller.f_code
+            if code.co_filename.startswith(_EXPLORE_DIR):
+                return False  # the task's start, or a controlled primitive
+            if self.info(code) is None:
+                return True
+            caller = caller.f_back
+        return False
 
     def _round(self, t: _Task, frame: types.FrameType, offset: int, line: int, point: bool) -> None:
         """Task thread, at a loop head (of the loop on ``line``; ``point``:
