@@ -10,6 +10,7 @@ import _thread
 import functools
 import io
 import logging
+import os
 import queue
 import random
 import threading
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 import critsec
-from critsec.explorer import Event, ExplorationLimit, explore, replay
+from critsec.explorer import Event, ExplorationLimit, ScheduleStalled, explore, replay
 from critsec.explorer._scheduler import DFSStrategy, Scheduler
 from critsec.explorer._threads import BACKENDS, ThreadDriver, default_user_code
 from critsec.explorer._trace import Recorder
@@ -764,6 +765,30 @@ def test_the_users_code_called_back_by_a_library_is_one_step_with_the_call() -> 
 
     result = explore(setup, [say, say], lambda s: s.getvalue() == "HELLO\nHELLO\n")
     assert not result.failed, result
+
+
+def test_a_task_blocked_for_real_is_stopped_by_the_watchdog_which_names_it() -> None:
+    # A read of a pipe nobody writes to: nothing the explorer controls. The
+    # schedule used to hang for ever; the watchdog ends it at the deadline.
+    r, w = os.pipe()
+
+    def reader(s: State) -> None:
+        s.got = os.read(r, 1)
+
+    try:
+        with pytest.raises(ScheduleStalled) as stalled:
+            explore(State, [reader, lambda s: None], lambda s: True, timeout=0.5)
+        message = str(stalled.value)
+        assert message.startswith("task 'reader' made no step for ")
+        assert "test_explore_threads.py:" in message and ": s.got = os.read(r, 1): " in message
+        assert "blocks for real" in message
+    finally:
+        os.write(w, b"x")  # the blocked thread returns, and unwinds at its next step
+        for thread in threading.enumerate():
+            if thread.name.startswith("critsec-task-"):
+                thread.join()
+        os.close(r)
+        os.close(w)
 
 
 def test_a_lock_made_at_import_time_elsewhere_fails_with_a_hint_instead_of_hanging() -> None:

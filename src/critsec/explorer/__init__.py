@@ -6,6 +6,7 @@ On CPython 3.10+ the GIL switches threads so rarely that a stress test of
 of the scheduler instead and searches the interleavings deterministically.
 """
 
+from ._driver import ScheduleStalled
 from ._exits import ProcessExit
 from ._explore import GRANULARITIES, Result, explore, replay
 from ._pytest import check
@@ -20,6 +21,7 @@ __all__ = [
     "ProcessExit",
     "ReplayMismatch",
     "Result",
+    "ScheduleStalled",
     "check",
     "explore",
     "replay",

@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._errors import CritsecError
 from .._task import function_name, unique_names
 from ._scheduler import Scheduler
 from ._trace import Recorder
 
-__all__ = ["Driver", "RunOutcome", "describe_exception", "task_names"]
+__all__ = ["Driver", "RunOutcome", "ScheduleStalled", "describe_exception", "task_names"]
 
 #: The kinds of failure a schedule can end in.
 FAILURE_KINDS = ("invariant", "exception", "deadlock", "livelock")
@@ -39,6 +40,13 @@ class RunOutcome:
     message: str = ""
     detail: str = ""
     task: int | None = None  # the task that raised, for kind "exception"
+
+
+class ScheduleStalled(CritsecError):
+    """A schedule stopped making steps: a task blocks for real, on something
+    the explorer does not control (I/O, a lock made before ``explore`` and
+    kept in an object), or runs one call for very long. The message names
+    the task and where it is; the schedule is abandoned."""
 
 
 def task_names(tasks: Sequence[Callable[..., Any]]) -> tuple[str, ...]:

@@ -131,7 +131,8 @@ def _search(
     while schedules < max_schedules:
         schedules += 1
         strategy.begin(rng)
-        scheduler = Scheduler(strategy, max_steps)
+        deadline = None if timeout is None else started + timeout
+        scheduler = Scheduler(strategy, max_steps, deadline)
         recorder = Recorder()
         with ProcessExitsRefused():  # os._exit in a task: a failure, not the end
             outcome: RunOutcome = driver.run(setup, tasks, invariant, scheduler, recorder)

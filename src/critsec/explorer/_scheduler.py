@@ -310,9 +310,14 @@ class Scheduler:
     something else; ``LIVELOCK_SPINS`` spins with none is a livelock.
     """
 
-    def __init__(self, strategy: Strategy, max_steps: int = 100_000) -> None:
+    def __init__(
+        self, strategy: Strategy, max_steps: int = 100_000, deadline: float | None = None
+    ) -> None:
         self.strategy = strategy
         self.max_steps = max_steps
+        #: When the search must end (``time.monotonic()``), for the drivers'
+        #: watchdogs; None: no timeout.
+        self.deadline = deadline
         self.steps = 0
         self.choices: list[int] = []
         self.spinner: int | None = None  # spun since the last decision

@@ -89,6 +89,7 @@ import site
 import sys
 import sysconfig
 import threading
+import time
 import types
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -112,7 +113,7 @@ from ._access import (
     peek_written,
     property_code,
 )
-from ._driver import Driver, RunOutcome, describe_exception, task_names
+from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, task_names
 from ._fairness import Rounds
 from ._patches import Abandoned, Control, StandIns, Waitable, Window
 from ._scheduler import Scheduler
@@ -121,6 +122,12 @@ from ._trace import Event, Recorder
 __all__ = ["BACKEND", "BACKENDS", "ThreadDriver", "default_user_code", "including"]
 
 _allocate_baton = _thread.allocate_lock  # never the patched one
+_real_monotonic = time.monotonic  # the driver's watchdog: never the virtual clock
+
+#: Seconds without a step after which the watchdog stops a schedule (see
+#: ``_Schedule.go``): no step of a schedule takes that long unless a task
+#: blocks for real.
+STALL_SECONDS = 30.0
 
 # -- whose code is it? -------------------------------------------------------------
 
@@ -741,9 +748,47 @@ class _Schedule(Control):
 
     def go(self) -> None:
         """Driver: run the schedule until every task finished, one failed, a
-        deadlock, or a scheduler error; blocks until then."""
+        deadlock, or a scheduler error; blocks until then. Raises
+        :class:`ScheduleStalled` when the running task makes no step for
+        ``STALL_SECONDS``, or for half a second once the search's deadline
+        passed: it blocks for real (the watchdog)."""
         self._grant(self._decide())
-        self.driver_baton.acquire()
+        steps, since = -1, _real_monotonic()
+        while not self.driver_baton.acquire(timeout=0.1):
+            now = _real_monotonic()
+            if self.scheduler.steps != steps:
+                steps, since = self.scheduler.steps, now
+                continue
+            deadline = self.scheduler.deadline
+            stuck = now - since
+            if stuck >= STALL_SECONDS or (
+                deadline is not None and now >= deadline and stuck >= 0.5
+            ):
+                raise self._stalled(stuck)
+
+    def _stalled(self, seconds: float) -> ScheduleStalled:
+        """The watchdog's error: who stopped, and where."""
+        t = self.tasks[self.last] if self.last is not None else None
+        frame = None
+        if t is not None and t.thread is not None and t.thread.ident is not None:
+            frame = sys._current_frames().get(t.thread.ident)
+        inner, user = frame, frame
+        while user is not None and self.info(user.f_code) is None:
+            user = user.f_back
+        where = ""
+        if user is not None:
+            at, source = _where(user)
+            where = f" at {at}: {source}"
+            if inner is not None and inner is not user:
+                code = inner.f_code
+                where += f" (in {code.co_qualname}, {os.path.basename(code.co_filename)})"
+        who = f"task {t.name!r}" if t is not None else "the schedule"
+        return ScheduleStalled(
+            f"{who} made no step for {seconds:.1f} s{where}: it blocks for real on something the "
+            "explorer does not control (I/O; a lock or queue made before explore and kept in an "
+            "object, not made in setup()), or runs one call for that long. The schedule was "
+            "abandoned; a thread still blocked in that call ends when the call returns"
+        )
 
     def conclude(self) -> RunOutcome | None:
         """Driver, after ``go``: the failure, or None if every task finished."""
