@@ -127,7 +127,7 @@ def test_including_is_the_default_predicate_plus_the_modules() -> None:
     assert user_code(__file__)  # the user's code stays the user's
     assert not user_code(critsec.__file__)  # critsec/__init__.py is not in the package
     assert not user_code(threading.__file__) and not user_code(queue.__file__)
-    assert not user_code("<string>")
+    assert user_code("<string>")  # exec's code (less what the stdlib generates: generated())
     assert not default_user_code(_core.__file__)
     only_core = including(("critsec.runtimes._core",))
     assert only_core(_core.__file__) and not only_core(_threads.__file__)

@@ -7,6 +7,8 @@ whole file runs in seconds; no test sleeps or measures time.
 from __future__ import annotations
 
 import _thread
+import collections
+import dataclasses
 import functools
 import io
 import logging
@@ -22,7 +24,7 @@ import pytest
 import critsec
 from critsec.explorer import Event, ExplorationLimit, ScheduleStalled, explore, replay
 from critsec.explorer._scheduler import DFSStrategy, Scheduler
-from critsec.explorer._threads import BACKENDS, ThreadDriver, default_user_code
+from critsec.explorer._threads import BACKENDS, ThreadDriver, default_user_code, generated
 from critsec.explorer._trace import Recorder
 
 STRATEGIES = ["random", "pct", "dfs"]
@@ -560,8 +562,33 @@ def test_user_code_is_neither_stdlib_nor_critsec() -> None:
     assert not default_user_code(threading.__file__)
     assert not default_user_code(critsec.__file__)
     assert not default_user_code(pytest.__file__)  # site-packages
-    assert not default_user_code("<string>")  # dataclass-generated methods
-    assert default_user_code("<stdin>")
+    assert default_user_code("<stdin>") and default_user_code("<string>")  # exec, compile
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+Pair = collections.namedtuple("Pair", "a b")
+
+
+def test_methods_the_standard_library_generates_under_string_are_not_the_users() -> None:
+    assert generated(Point.__init__.__code__) and generated(Point.__eq__.__code__)
+    assert generated(Pair.__new__.__code__)
+    namespace: dict[str, Any] = {}
+    exec("def bump(s):\n    s.n += 1\n", namespace)
+    assert not generated(namespace["bump"].__code__)
+
+
+def test_a_race_in_code_run_by_exec_is_found() -> None:
+    # exec's code is the user's: it used to run without switch points, and
+    # dfs "proved" this lost update clean.
+    namespace: dict[str, Any] = {}
+    exec(compile("def bump(s):\n    s.n += 1\n", "<string>", "exec"), namespace)
+    bump = namespace["bump"]
+    result = explore(lambda: State(n=0), [bump, bump], lambda s: s.n == 2, strategy="dfs")
+    assert result.kind == "invariant", result
 
 
 def test_primitives_made_outside_a_schedule_are_real() -> None:

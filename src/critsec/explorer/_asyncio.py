@@ -96,7 +96,7 @@ def awaiting(task: asyncio.Task[Any], name_of: Callable[[Any], str]) -> str:
     primitive, else the library call the user's code awaits, and on what
     object (named by ``name_of``)."""
     frames = suspended_frames(task.get_coro())
-    library = [f for f in frames if not is_user_code(f.f_code.co_filename)]
+    library = [f for f in frames if not is_user_code(f.f_code)]
     for frame in library:
         # critsec's asyncio primitives wait in Awaiting._wait on a named condition.
         if frame.f_code.co_name == "_wait" and "condition" in frame.f_locals:
@@ -248,7 +248,7 @@ class ExploredLoop(asyncio.SelectorEventLoop):
     ) -> None:
         """An await that is no wait (``asyncio.sleep(0)``) ends a round of a
         spin-wait, maybe (._fairness); a livelock ends the schedule."""
-        user = [f for f in frames if is_user_code(f.f_code.co_filename)] or frames
+        user = [f for f in frames if is_user_code(f.f_code)] or frames
         frame = user[-1]
         livelock = self.rounds.went_round(
             unit,

@@ -90,7 +90,7 @@ from ._access import (
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._fairness import Rounds
 from ._scheduler import Scheduler
-from ._threads import default_user_code
+from ._threads import default_user_code, generated
 from ._trace import Event, Recorder
 
 __all__ = [
@@ -108,7 +108,12 @@ T = TypeVar("T")
 #: Whose code is it: the thread driver's predicate (not the standard library,
 #: installed packages or critsec itself, except its lab), cached per file
 #: because the tracer asks at every call.
-is_user_code = functools.lru_cache(maxsize=4096)(default_user_code)
+_user_file = functools.lru_cache(maxsize=4096)(default_user_code)
+
+
+def is_user_code(code: types.CodeType) -> bool:
+    """Whether ``code`` is the user's (see ``_threads.default_user_code``)."""
+    return _user_file(code.co_filename) and not generated(code)
 
 
 def user_position(frames: Sequence[types.FrameType]) -> tuple[str, str]:
@@ -116,7 +121,7 @@ def user_position(frames: Sequence[types.FrameType]) -> tuple[str, str]:
     ``frames`` (outermost first); the innermost frame if none is the user's."""
     if not frames:
         return "", ""
-    frame = next((f for f in reversed(frames) if is_user_code(f.f_code.co_filename)), frames[-1])
+    frame = next((f for f in reversed(frames) if is_user_code(f.f_code)), frames[-1])
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     return f"{filename}:{lineno}", linecache.getline(filename, lineno).strip()
 
@@ -208,7 +213,7 @@ class StepTracer:
     def _global(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         if event != "call":
             return None
-        if is_user_code(frame.f_code.co_filename):
+        if is_user_code(frame.f_code):
             # f_trace first: on 3.12+ setting f_trace_opcodes instruments the
             # code only if the frame already has its local tracer.
             frame.f_trace = self._local
@@ -273,7 +278,7 @@ class StepTracer:
         """A property's value is its getter's return (its setter's argument):
         wait for that call, unless it is the user's code (traced anyway)."""
         code = property_code(value, kind)
-        if code is not None and not is_user_code(code.co_filename):
+        if code is not None and not is_user_code(code):
             self._pending = None
             self._expect = (code, kind, frame, frame.f_lineno, location)
 
@@ -470,7 +475,7 @@ class GeneratorDriver(Driver):
             if request is None:
                 event = Event(choice, "yield", without_comment(source) or "yield", where, source)
                 # A yield is where a round of a spin-wait ends (._fairness).
-                frame = ([f for f in frames if is_user_code(f.f_code.co_filename)] or frames)[-1]
+                frame = ([f for f in frames if is_user_code(f.f_code)] or frames)[-1]
                 livelock = rounds.went_round(
                     choice,
                     (frame.f_code, frame.f_lasti),

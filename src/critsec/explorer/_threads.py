@@ -119,7 +119,7 @@ from ._patches import Abandoned, Control, StandIns, Waitable, Window
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
 
-__all__ = ["BACKEND", "BACKENDS", "ThreadDriver", "default_user_code", "including"]
+__all__ = ["BACKEND", "BACKENDS", "ThreadDriver", "default_user_code", "generated", "including"]
 
 _allocate_baton = _thread.allocate_lock  # never the patched one
 _real_monotonic = time.monotonic  # the driver's watchdog: never the virtual clock
@@ -154,16 +154,27 @@ def default_user_code(filename: str) -> bool:
     """True for a file whose code the explorer switches inside: anything
     but the standard library, installed packages (site-packages) and
     critsec itself (its ``lab`` excepted: the lesson's examples are user
-    code). Of the pseudo-files, ``"<string>"`` is not the user's (dataclasses
-    and namedtuple generate their methods there) nor is ``"<frozen ...>"``;
-    the others (``"<stdin>"``, ``"<doctest ...>"``) are. Pure: safe to call
-    from any thread."""
+    code). Of the pseudo-files, ``"<frozen ...>"`` is not the user's; the
+    others are (``"<stdin>"``, ``"<doctest ...>"``, and ``"<string>"``, what
+    ``exec`` and ``compile`` run by default -- less the methods that
+    dataclasses and namedtuple generate there: :func:`generated`). Pure:
+    safe to call from any thread."""
     if filename.startswith("<"):
-        return not filename.startswith(("<frozen", "<string>"))
+        return not filename.startswith("<frozen")
     path = os.path.realpath(filename)
     if path.startswith(_CRITSEC_PREFIX):
         return path.startswith(_LAB_PREFIX)
     return not path.startswith(_LIBRARY_DIRS)
+
+
+def generated(code: types.CodeType) -> bool:
+    """Whether ``code`` is a method the standard library generated with
+    ``exec`` under the default filename ``"<string>"``: a dataclass's
+    (made in ``__create_fn__``) or a namedtuple's ``__new__``. Not the
+    user's code, though the filename says nothing."""
+    return code.co_filename == "<string>" and (
+        code.co_qualname.startswith("__create_fn__") or "_tuple_new" in code.co_names
+    )
 
 
 def _module_paths(name: str) -> tuple[str, ...]:
@@ -426,7 +437,8 @@ class _Schedule(Control):
             return self.codes[code]
         except KeyError:
             pass
-        info = _CodeInfo() if self.driver.user_code(code.co_filename) else None
+        user = self.driver.user_code(code.co_filename) and not generated(code)
+        info = _CodeInfo() if user else None
         self.codes[code] = info
         return info
 
