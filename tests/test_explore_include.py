@@ -11,6 +11,7 @@ is inside ``PlainCounter.add``, in ``critsec/runtimes/_core.py``.
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import threading
@@ -119,6 +120,32 @@ def test_the_threads_runtime_queue_holds_at_bytecode_granularity() -> None:
         max_schedules=10_000,
     )
     assert not result.failed and result.exhausted
+
+
+def take_default(s: types.SimpleNamespace) -> None:
+    s.got.append(s.cache.setdefault("k", []))
+
+
+def user_dict_state() -> types.SimpleNamespace:
+    return types.SimpleNamespace(cache=collections.UserDict(), got=[])
+
+
+def test_a_race_inside_a_stdlib_class_is_found_when_its_modules_are_included() -> None:
+    # UserDict.setdefault is MutableMapping's: `try: return self[key] except
+    # KeyError: self[key] = default`, a check-then-act, in the frozen module
+    # _collections_abc. Two tasks can each get a default of their own.
+    def same(s: types.SimpleNamespace) -> bool:
+        return s.got[0] is s.got[1]
+
+    tasks = [take_default, take_default]
+    unseen = explore(user_dict_state, tasks, same, strategy="dfs", preemption_bound=2)
+    assert not unseen.failed and unseen.exhausted  # each call is one step
+    include = ("collections", "_collections_abc")
+    found = explore(
+        user_dict_state, tasks, same, strategy="dfs", preemption_bound=2, include=include
+    )
+    assert found.kind == "invariant"
+    assert including(include)("<frozen _collections_abc>")
 
 
 def test_including_is_the_default_predicate_plus_the_modules() -> None:

@@ -193,6 +193,8 @@ def _module_paths(name: str) -> tuple[str, ...]:
         paths = tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
     elif spec.origin and os.path.isfile(spec.origin):
         paths = (os.path.realpath(spec.origin),)
+    elif spec.origin == "frozen":  # its code's filename, e.g. "<frozen _collections_abc>"
+        return (f"<frozen {name}>",)
     else:
         raise ValueError(f"include: module {name!r} has no Python source to switch inside")
     explorer = os.path.join(os.path.realpath(_EXPLORE_DIR), "")
@@ -208,7 +210,9 @@ def including(
 ) -> Callable[[str], bool]:
     """A ``user_code`` predicate: ``base``, plus the code of ``modules`` --
     module names (``"critsec.runtimes._core"``) or package names, which
-    include every submodule (``"critsec.runtimes"``). Names are resolved
+    include every submodule (``"critsec.runtimes"``); frozen modules too
+    (``"_collections_abc"``, where ``MutableMapping.setdefault`` and the
+    other mixin methods of ``collections.UserDict`` live). Names are resolved
     now (``ValueError`` for an unknown one); nothing is imported but the
     parents of a dotted name. Pure: safe to call from any thread."""
     if isinstance(modules, str):
@@ -221,7 +225,7 @@ def including(
         if base(filename):
             return True
         if filename.startswith("<"):
-            return False
+            return filename in paths  # a frozen module's
         path = os.path.realpath(filename)
         return any(path == p or (p.endswith(os.sep) and path.startswith(p)) for p in paths)
 
@@ -911,6 +915,9 @@ def _return_tracer(on_return: Callable[[Any], None]) -> Callable[..., Any]:
 
 
 _monitoring: Any = getattr(sys, "monitoring", None)  # 3.12+
+#: The ``user_code`` predicate under which ``_Monitoring.on_start`` last
+#: returned DISABLE for code it found not to be the user's.
+_disabled_under: Callable[[str], bool] | None = None
 
 
 class _Monitoring:
@@ -948,6 +955,15 @@ class _Monitoring:
             )
         self.tool = free[0]
         m.use_tool_id(self.tool, "critsec explorer")
+        # A DISABLE outlives the tool: code found not to be the user's under
+        # another predicate (before an explore with include=) must be seen
+        # again. Under the same one, it stays off (restarting is not free:
+        # it re-enables every tool's events, coverage's too).
+        global _disabled_under
+        if _disabled_under is not self.schedule.driver.user_code:
+            if _disabled_under is not None:
+                m.restart_events()
+            _disabled_under = self.schedule.driver.user_code
         m.register_callback(self.tool, events.PY_START, self.on_start)
         m.register_callback(self.tool, events.PY_RETURN, self.on_return)
         if self.schedule.opcodes:
