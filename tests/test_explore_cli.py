@@ -225,12 +225,12 @@ def test_a_setup_that_raises_is_one_line_and_exit_1(scenarios: Path) -> None:
         (["{file}:wants_arguments"], "a scenario function takes no arguments"),
         (["{dir}/broken.py:x"], "cannot import "),
         (["{file}:lost_update", "-s", "bfs"], "--strategy must be one of random, pct, dfs"),
-        (["{file}:lost_update", "-n", "0"], "--schedules must be a positive integer, got 0"),
+        (["{file}:lost_update", "-n", "0"], "--max-schedules must be a positive integer, got 0"),
         (["{file}:lost_update", "--seed", "x"], "--seed must be a non-negative integer"),
         (["{file}:lost_update", "--replay", "abc"], "--replay must be a token a failure printed"),
         (
             ["{file}:lost_update", "--replay", "cs1-eNpjYGRkAgAACwAF", "-n", "5"],
-            "--replay runs one schedule: it takes no --schedules",
+            "--replay runs one schedule: it takes no --max-schedules",
         ),
         # A well-formed token that does not fit: it runs a task 5 of 2.
         (["{file}:correct", "--replay", "cs1-eNpjZQQAAA0ABw"], "--replay: decision 1: "),

@@ -713,10 +713,27 @@ def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     metavar="S",
     callback=_strategy_name,
     help=f"How to pick schedules: {', '.join(explorer.STRATEGIES)} "
-    "(dfs tries every one).  [default: pct]",
+    "(dfs tries every one).  [default: pct, or $CRITSEC_STRATEGY]",
 )
 @click.option(
-    "--schedules", "-n", **POSITIVE, help="Stop after this many schedules.  [default: 1000]"
+    "--max-schedules",
+    "--schedules",
+    "-n",
+    "schedules",
+    **POSITIVE,
+    help="Stop after this many schedules.  [default: 1000, or $CRITSEC_MAX_SCHEDULES]",
+)
+@click.option(
+    "--preemption-bound",
+    **NON_NEGATIVE,
+    help="dfs: at most this many preemptions per schedule.  "
+    "[default: none, or $CRITSEC_PREEMPTION_BOUND]",
+)
+@click.option(
+    "--timeout",
+    metavar="SECONDS",
+    callback=lambda ctx, param, value: None if value is None else _seconds(ctx, param, value),
+    help="Stop the search after this long.  [default: none, or $CRITSEC_TIMEOUT]",
 )
 @click.option(
     "--seed",
@@ -733,9 +750,8 @@ def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 @click.option(
     "--max-steps",
     **POSITIVE,
-    default=MAX_STEPS,
-    show_default=True,
-    help="Give up on a schedule that takes more steps (a task that loops for ever).",
+    help="Give up on a schedule that takes more steps (a task that loops for ever).  "
+    f"[default: {MAX_STEPS}, or $CRITSEC_MAX_STEPS]",
 )
 @click.option(
     "--import-timeout",
@@ -750,9 +766,11 @@ def explore_command(
     scenario: str,
     strategy: str | None,
     schedules: int | None,
+    preemption_bound: int | None,
+    timeout: float | None,
     seed: int | None,
     token: str | None,
-    max_steps: int,
+    max_steps: int | None,
     import_timeout: float,
     as_json: bool,
 ) -> int:
@@ -779,13 +797,24 @@ def explore_command(
 
     `critsec explore racy.py:scenario` shows the lost update.
     """
+    try:
+        settings = explorer.Settings.from_env().given(
+            strategy=strategy, preemption_bound=preemption_bound
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if settings.preemption_bound is not None and settings.strategy != "dfs":
+        raise click.UsageError("--preemption-bound applies to --strategy dfs only")
     setup, tasks, invariant = _load_scenario(scenario, import_timeout)
     if token is not None:
-        given = [
-            f"--{n}"
-            for n, v in (("strategy", strategy), ("schedules", schedules), ("seed", seed))
-            if v is not None
-        ]
+        searching = (
+            ("strategy", strategy),
+            ("max-schedules", schedules),
+            ("preemption-bound", preemption_bound),
+            ("timeout", timeout),
+            ("seed", seed),
+        )
+        given = [f"--{n}" for n, v in searching if v is not None]
         if given:
             raise click.UsageError(f"--replay runs one schedule: it takes no {', '.join(given)}")
     try:
@@ -796,8 +825,10 @@ def explore_command(
                 setup,
                 tasks,
                 invariant,
-                strategy=strategy or "pct",
-                max_schedules=schedules or 1000,
+                strategy=strategy,
+                max_schedules=schedules,
+                preemption_bound=preemption_bound,
+                timeout=timeout,
                 seed=seed,
                 max_steps=max_steps,
             )

@@ -11,6 +11,7 @@ from ._exits import ProcessExit
 from ._explore import GRANULARITIES, Result, explore, replay
 from ._pytest import check
 from ._scheduler import STRATEGIES, ExplorationLimit, ReplayMismatch
+from ._settings import Settings
 from ._trace import Event
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ReplayMismatch",
     "Result",
     "ScheduleStalled",
+    "Settings",
     "check",
     "explore",
     "replay",

@@ -22,6 +22,7 @@ from ._scheduler import (
     encode_schedule,
     make_strategy,
 )
+from ._settings import Settings
 from ._trace import Event, Recorder, render_json, render_table, summary
 
 __all__ = ["GRANULARITIES", "Result", "explore", "replay"]
@@ -181,14 +182,14 @@ def explore(
     tasks: Sequence[Callable[..., Any]],
     invariant: Callable[[Any], bool],
     *,
-    strategy: str = "pct",
-    max_schedules: int = 1000,
+    strategy: str | None = None,
+    max_schedules: int | None = None,
     seed: int | None = None,
     preemption_bound: int | None = None,
     timeout: float | None = None,
-    granularity: str = "opcode",
-    max_steps: int = 100_000,
-    depth: int | Sequence[int] = (3, 4, 5),
+    granularity: str | None = None,
+    max_steps: int | None = None,
+    depth: int | Sequence[int] | None = None,
     include: Sequence[str] = (),
 ) -> Result:
     """Run ``tasks`` under a controlled scheduler, schedule after schedule,
@@ -213,8 +214,22 @@ def explore(
     standard library, installed packages and critsec run without any, each
     call one step. ``include=("critsec.runtimes",)`` explores inside
     critsec's own lock, counter and queue; replay with the same ``include``.
+    Settings left out come from the environment (``CRITSEC_MAX_SCHEDULES``
+    and so on: :class:`~critsec.explorer.Settings`), else the defaults:
+    pct, 1000 schedules, 100,000 steps, no timeout, opcode granularity.
     Blocks the calling thread until done.
     """
+    settings = Settings.from_env().given(
+        strategy=strategy,
+        max_schedules=max_schedules,
+        preemption_bound=preemption_bound,
+        timeout=timeout,
+        granularity=granularity,
+        max_steps=max_steps,
+        depth=None if depth is None else depth if isinstance(depth, int) else tuple(depth),
+    )
+    strategy, max_schedules, timeout = settings.strategy, settings.max_schedules, settings.timeout
+    preemption_bound = settings.preemption_bound
     if preemption_bound is not None and strategy != "dfs":
         raise ValueError("preemption_bound applies to strategy='dfs' only")
     if isinstance(max_schedules, bool) or not isinstance(max_schedules, int):
@@ -229,12 +244,12 @@ def explore(
         setup,
         tasks,
         invariant,
-        make_strategy(strategy, preemption_bound=preemption_bound, depth=depth),
+        make_strategy(strategy, preemption_bound=preemption_bound, depth=settings.depth),
         max_schedules=max_schedules,
         seed=seed,
         timeout=timeout,
-        granularity=granularity,
-        max_steps=max_steps,
+        granularity=settings.granularity,
+        max_steps=settings.max_steps,
         include=include,
     )
 
@@ -245,8 +260,8 @@ def replay(
     invariant: Callable[[Any], bool],
     schedule: str,
     *,
-    granularity: str = "opcode",
-    max_steps: int = 100_000,
+    granularity: str | None = None,
+    max_steps: int | None = None,
     include: Sequence[str] = (),
 ) -> Result:
     """Run the one schedule ``schedule`` (a token from ``Result.schedule``)
@@ -255,6 +270,7 @@ def replay(
     :class:`~critsec.explorer.ReplayMismatch` when the token does not fit.
     """
     choices = decode_schedule(schedule)
+    settings = Settings.from_env().given(granularity=granularity, max_steps=max_steps)
     return _search(
         setup,
         tasks,
@@ -263,7 +279,7 @@ def replay(
         max_schedules=1,
         seed=0,
         timeout=None,
-        granularity=granularity,
-        max_steps=max_steps,
+        granularity=settings.granularity,
+        max_steps=settings.max_steps,
         include=include,
     )
