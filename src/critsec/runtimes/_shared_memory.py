@@ -40,8 +40,9 @@ dies stays locked for good, and so do the semaphores inside a
   items from several producers come out in one order.
 
   Speed: a ``put`` with room or a ``get`` with an item (the usual case)
-  takes a fast path -- lock, copy in or out, commit, unlock -- that wakes
-  nobody unless someone waits (a wake-up zeroes the count of waiters,
+  takes a fast path -- lock, copy in or out, commit, unlock, one C call
+  (``_robust.FastPath``) on the same memory -- that wakes nobody unless
+  someone waits (a wake-up zeroes the count of waiters,
   who count themselves again if they must wait again); only a call that
   must wait runs the shared algorithm of :mod:`._core`. A waiter, and a
   contended lock, spin for some microseconds before sleeping in the
