@@ -36,16 +36,20 @@ The broken classes subclass the real ones, found through the factories
 (``type(rt.queue())``) rather than by their private names, and override
 only public methods or the hooks of ``critsec.runtimes._core.QueueCore``
 (``_put``, ``_get``, ``_notify``, ``_shutdown``), so they follow the real
-classes through refactorings. ``threading.Lock`` cannot be subclassed: its
-mutants wrap one. Every class is defined at module level, so that the
-processes runtime can pickle them under ``spawn`` (the child imports this
-module to rebuild them, without activating anything).
+classes through refactorings -- and, for the processes queue, the hooks
+of its fast path, which runs in C without calling those (``_put_now``,
+``_get_now``, and the ``waiters``/``wakes`` its ``_fast_path`` is made
+with). ``threading.Lock`` cannot be subclassed: its mutants wrap one.
+Every class is defined at module level, so that the processes runtime can
+pickle them under ``spawn`` (the child imports this module to rebuild
+them, without activating anything).
 
 Where a mutant does not apply, :data:`MUTANTS` says why instead.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 from collections.abc import Callable, Generator
@@ -235,6 +239,17 @@ class ThreadQueueLosing(_ThreadQueue):  # type: ignore[misc]
 class ProcessQueueLosing(_ProcessQueue):  # type: ignore[misc]
     _put = losing_put
 
+    def _put_now(self, data: bytes) -> bool:
+        # The fast path (in C, where _put is not called) counts its puts
+        # with _put's and drops every hundredth as if it had gone in.
+        if (getattr(self, "_puts", 0) + 1) % 100 == 0:
+            self._puts = getattr(self, "_puts", 0) + 1
+            return True
+        done: bool = super()._put_now(data)
+        if done:
+            self._puts = getattr(self, "_puts", 0) + 1
+        return done
+
 
 class CoroutineQueueLosing(_CoroutineQueue):  # type: ignore[misc]
     _put = losing_put
@@ -250,6 +265,16 @@ class ThreadQueueDuplicating(_ThreadQueue):  # type: ignore[misc]
 
 class ProcessQueueDuplicating(_ProcessQueue):  # type: ignore[misc]
     _get = duplicating_get
+
+    def _get_now(self) -> Any:
+        # The fast path (in C, where _get is not called): its first item
+        # also goes back in at the end.
+        got = super()._get_now()
+        if got is not None and not getattr(self, "_duplicated", False):
+            self._duplicated = True
+            with self._mutex:
+                self._put(got[0])
+        return got
 
 
 class CoroutineQueueDuplicating(_CoroutineQueue):  # type: ignore[misc]
@@ -280,18 +305,29 @@ class AsyncioQueueNotWaking(_AsyncioQueue):  # type: ignore[misc]
     _notify = notify_unless_shutting_down
 
 
+def mutated_fast_path(queue: Any, **how: Any) -> Any:
+    """The queue's fast path (C or Python, as the queue's own), made by its
+    ``_fast_path(**how)`` once per queue and process."""
+    fast = queue.__dict__.get("_mutated_fast")
+    if fast is None:  # not pickled: made again where a spawned child rebuilds the queue
+        fast = queue.__dict__["_mutated_fast"] = queue._fast_path(**how)
+    return fast
+
+
 class ProcessQueueFastPathWakingNobody(_ProcessQueue):  # type: ignore[misc]
     """put and get skip the wake-up on their fast path (room or an item at
-    once): they see nobody waiting. The slow path (the shared algorithm)
-    still wakes, so only the fast path's own wake-up is broken."""
+    once): they see nobody waiting (their count of waiters reads zeros).
+    The slow path (the shared algorithm) still wakes, so only the fast
+    path's own wake-up is broken."""
 
-    @property
-    def _waiters(self) -> tuple[int, ...]:
-        return (0, 0, 0)
+    def _blind(self) -> Any:
+        return mutated_fast_path(self, waiters=(ctypes.c_uint32 * 3)())
 
-    @_waiters.setter
-    def _waiters(self, value: Any) -> None:  # _attach sets it (spawn rebuilds the queue)
-        pass
+    def _put_now(self, data: bytes) -> bool:
+        return bool(self._blind().put(data))
+
+    def _get_now(self) -> Any:
+        return self._blind().get()
 
 
 # -- the faults of a death (processes) ---------------------------------------------------
@@ -343,6 +379,15 @@ class ProcessQueueWakingOne(_ProcessQueue):  # type: ignore[misc]
         real = self._conditions[condition]
         if real.waiters:
             waking_one(real)
+
+    def _one(self) -> Any:  # the fast path in C wakes one too (in Python, it calls _notify)
+        return mutated_fast_path(self, waiters=self._memory.waiters, wakes=1)
+
+    def _put_now(self, data: bytes) -> bool:
+        return bool(self._one().put(data))
+
+    def _get_now(self) -> Any:
+        return self._one().get()
 
 
 class ProcessQueueForgettingTheDead(_ProcessQueue):  # type: ignore[misc]

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 import critsec
+from critsec.runtimes import _shared_memory
 from critsec.runtimes._core import NOT_EMPTY, NOT_FULL
 from critsec.runtimes._processes import (
     ProcessCounter,
@@ -430,6 +431,15 @@ def test_counter_value_add_and_range() -> None:
 # -- the queue across processes -----------------------------------------------------
 
 
+@pytest.fixture(params=["C", "Python"])
+def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Queues made in the test run their fast path in C, or in Python (the
+    code the C path falls back to, kept working)."""
+    monkeypatch.setattr(_shared_memory, "FAST_PATH_IN_C", request.param == "C")
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("fast_path")
 def test_queue_fifo_from_one_producer_through_a_small_buffer(prt: ProcessesRuntime) -> None:
     # Items of many sizes through 512 bytes: the producer often waits for
     # room, and items wrap around the end of the ring.
@@ -443,6 +453,7 @@ def test_queue_fifo_from_one_producer_through_a_small_buffer(prt: ProcessesRunti
     assert q.qsize() == 0
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_producers_and_consumers_lose_and_duplicate_nothing(prt: ProcessesRuntime) -> None:
     q, left = prt.queue(buffer_size=1024), prt.counter(3)
     batches = [[(p, i) for i in range(300)] for p in range(3)]
@@ -469,6 +480,7 @@ def test_shutdown_wakes_a_getter_in_another_process(prt: ProcessesRuntime) -> No
     assert outcomes == ["shutdown", "shut"]
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_unbounded_queue_with_a_small_buffer_blocks_a_putter_until_room(
     prt: ProcessesRuntime,
 ) -> None:
@@ -493,6 +505,7 @@ def test_unbounded_queue_with_a_small_buffer_blocks_a_putter_until_room(
     assert [q.get_nowait() for _ in range(q.qsize())] == [*filled[1:], "late"]
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_room_made_for_one_putter_wakes_the_one_it_fits(fork_rt: ProcessesRuntime) -> None:
     # A big and a small item wait for bytes. One get frees room for the small
     # one only: it must be put, even if the big one's putter is woken first.
@@ -649,13 +662,33 @@ def test_get_many_lends_each_item_at_least_once() -> None:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_ring_buffer_matches_a_model(seed: int) -> None:
+def test_ring_buffer_matches_a_model(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # Random puts and gets of random sizes against a deque: same order, and
-    # Full exactly when the items or the bytes would not fit.
+    # Full exactly when the items or the bytes would not fit. The queue runs
+    # its fast path in C; a twin runs it in Python, and after every step
+    # both hold the same bytes of state (one layout, one protocol).
     rng = random.Random(seed)
     size, maxsize = rng.randrange(40, 300), rng.choice([0, 0, 3, 7])
     q: ProcessQueue[bytes] = ProcessQueue(maxsize, buffer_size=size)
+    monkeypatch.setattr(_shared_memory, "FAST_PATH_IN_C", False)
+    twin: ProcessQueue[bytes] = ProcessQueue(maxsize, buffer_size=size)
+    assert (type(q._fast).__name__, type(twin._fast).__name__) == ("FastPath", "_PythonFastPath")
     model = deque[bytes]()
+
+    def same(call: Any) -> Any:
+        """``call(q)``, and ``call(twin)`` with the same outcome and state."""
+        outcomes = []
+        for queue in (q, twin):
+            try:
+                outcomes.append(("returned", call(queue)))
+            except (critsec.Full, critsec.Empty) as e:
+                outcomes.append(("raised", type(e)))
+        assert outcomes[0] == outcomes[1]
+        assert list(q._state) == list(twin._state)
+        assert q._memory.active == twin._memory.active
+        if outcomes[0][0] == "raised":
+            raise outcomes[0][1]()
+        return outcomes[0][1]
 
     def used() -> int:
         return sum(_HEADER.size + len(pickle.dumps(i, pickle.HIGHEST_PROTOCOL)) for i in model)
@@ -668,19 +701,19 @@ def test_ring_buffer_matches_a_model(seed: int) -> None:
             if need > size:
                 continue
             try:
-                q.put_nowait(item)
+                same(lambda queue: queue.put_nowait(item))  # noqa: B023 - called at once
             except critsec.Full:
                 assert not fits
             else:
                 assert fits
                 model.append(item)
         elif model:
-            assert q.get_nowait() == model.popleft()
+            assert same(lambda queue: queue.get_nowait()) == model.popleft()
         else:
             with pytest.raises(critsec.Empty):
-                q.get_nowait()
+                same(lambda queue: queue.get_nowait())
         assert q.qsize() == len(model)
-    assert [q.get_nowait() for _ in range(len(model))] == list(model)
+    assert [same(lambda queue: queue.get_nowait()) for _ in range(len(model))] == list(model)
 
 
 # -- running tasks: failures, deaths, timeouts -----------------------------------------

@@ -11,6 +11,7 @@ a state it sees (a pipe, an event, the /proc blocked probe).
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -22,6 +23,8 @@ from typing import Any
 import pytest
 
 import critsec
+from critsec.runtimes import _robust
+from critsec.runtimes import _shared_memory as shm
 from critsec.runtimes._processes import ProcessesRuntime
 
 import interleave
@@ -37,16 +40,24 @@ def rt(request: pytest.FixtureRequest) -> ProcessesRuntime:
 
 
 def die_at_line(k: int) -> None:
-    """From now on, SIGKILL this process at its k-th line event (any frame)."""
+    """From now on, SIGKILL this process at its k-th line event (any frame),
+    counting each step of the queue's critical sections in C (its fast
+    path, ``_robust.FastPath``) as a line too."""
     left = [k]
 
+    def line() -> None:
+        left[0] -= 1
+        if left[0] <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
     def trace(frame: types.FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code is line.__code__:
+            return None  # the C steps' hook: one line each, not its own lines
         if event == "line":
-            left[0] -= 1
-            if left[0] <= 0:
-                os.kill(os.getpid(), signal.SIGKILL)
+            line()
         return trace
 
+    _robust.set_step_hook(line)
     sys.settrace(trace)
     frame = sys._getframe(1)  # the caller's frame counts from its next line
     frame.f_trace = trace
@@ -239,6 +250,45 @@ def test_producers_killed_at_any_line_leave_whole_items(rt: ProcessesRuntime, ba
             assert len(mine) - sent[me].value in (0, under_way)
         with pytest.raises(critsec.Empty):
             q.get_nowait()
+
+
+def operate_and_die(q: Any, operation: str, k: int) -> None:
+    die_at_line(k)
+    if operation == "put":
+        q.put("new")
+    else:
+        q.get()
+    sys.settrace(None)
+    _robust.set_step_hook(None)
+
+
+@pytest.mark.parametrize("in_c", [True, False], ids=["C", "Python"])
+@pytest.mark.parametrize("operation", ["put", "get"])
+def test_a_put_or_get_killed_at_each_step_is_done_or_not_begun(
+    operation: str, in_c: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fast path (room, or an item, at once) killed at each of its steps
+    # in turn, in C or in Python: the queue is found whole, the operation
+    # done or not begun, by the next user -- who is told (recoveries).
+    monkeypatch.setattr(shm, "FAST_PATH_IN_C", in_c)
+    rt = ProcessesRuntime("fork")
+    outcomes, recovered = set(), 0
+    for k in itertools.count(1):
+        q = rt.queue(4, buffer_size=256)
+        q.put("old")
+        code = finish(start(rt, operate_and_die, q, operation, k))
+        if code == 0:  # k lies past the operation
+            break
+        assert code == -signal.SIGKILL
+        left = [q.get_nowait() for _ in range(q.qsize())]
+        assert left in (["old"], ["old", "new"] if operation == "put" else [])
+        assert q.unfinished_tasks == 1 + left.count("new")
+        outcomes.add(len(left))
+        recovered += q.recoveries
+        q.put_nowait("after")  # and the ring is usable
+        assert q.get_nowait() == "after"
+    assert len(outcomes) == 2, "no kill fell before, or none after, the commit"
+    assert recovered > 0, "no kill fell inside the critical section"
 
 
 def hammer(q: Any, n: int) -> None:

@@ -365,11 +365,11 @@ Mutex_acquire(Mutex *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     return PyBool_FromLong(got);
 }
 
-static PyObject *
-Mutex_enter(Mutex *self, PyObject *Py_UNUSED(ignored))
+/* Take the mutex, waiting as long as it takes: 1, or -1 with an exception
+ * (a signal handler's, on the main thread) and the mutex not taken. */
+static int
+mutex_enter(Mutex *self)
 {
-    if (check_ready(self) < 0)
-        return NULL;
     int rc = pthread_mutex_trylock(self->mutex);
     if (rc == EBUSY) {
         Py_BEGIN_ALLOW_THREADS
@@ -378,7 +378,15 @@ Mutex_enter(Mutex *self, PyObject *Py_UNUSED(ignored))
     }
     if (rc == EBUSY)
         rc = timed_lock(self->mutex, -1, on_main_thread());
-    if (taken(self, rc) < 0)
+    return taken(self, rc) < 0 ? -1 : 1;
+}
+
+static PyObject *
+Mutex_enter(Mutex *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_ready(self) < 0)
+        return NULL;
+    if (mutex_enter(self) < 0)
         return NULL;
     Py_RETURN_TRUE;
 }
@@ -591,10 +599,296 @@ atomic_add(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLongLong(new);
 }
 
+/* -- the queue's fast path --------------------------------------------------- */
+
+/* A processes queue (critsec/runtimes/_shared_memory.py, ProcessQueue) keeps
+ * its items in a byte ring of shared memory, as records (uint64 length,
+ * uint64 id, the pickle), and its bookkeeping in two copies of an int64
+ * array: an operation copies the committed state to the other copy, changes
+ * that, and commits with one 8-byte store of `active`, just before the
+ * unlock. A process that dies inside an operation leaves it done or not
+ * begun. FastPath does, in one call, what the Python code does for a put
+ * with room or a get with an item: the same bytes, the same two copies,
+ * the same commit, in the same order -- and declines (returns with the
+ * mutex still held, having changed nothing) whenever anything is unusual,
+ * so the Python code goes on from there. The slots of the state, as
+ * _shared_memory.py numbers them (QUEUE_STATE checks that they agree): */
+enum { Q_HEAD, Q_USED, Q_COUNT, Q_UNFINISHED, Q_SHUTDOWN, Q_RECLAIM, Q_PENDING, Q_NEXT_ID, Q_READY,
+       Q_FIXED_SLOTS };
+enum { Q_NOT_EMPTY, Q_NOT_FULL };  /* conditions: their futex word and waiters' count */
+#define Q_HEADER 16  /* a record's length and id */
+
+/* Tests only (tests/test_robust.py kills a process "at any line"): called
+ * at every step of a fast path's critical section, where a Python line
+ * would be, so that a kill lands between any two of them. */
+static PyObject *step_hook;
+
+static void
+step(void)
+{
+    if (step_hook == NULL)
+        return;
+    PyObject *result = PyObject_CallNoArgs(step_hook);
+    if (result == NULL)
+        PyErr_WriteUnraisable(step_hook);
+    Py_XDECREF(result);
+}
+
+static PyObject *
+set_step_hook(PyObject *module, PyObject *hook)
+{
+    Py_XSETREF(step_hook, hook == Py_None ? NULL : Py_NewRef(hook));
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject_HEAD
+    Mutex *mutex;       /* the queue's mutex (its owner_died is what Python reads) */
+    PyObject *keep;     /* keeps the shared memory below alive */
+    int64_t *state;     /* the two copies, `words` int64s each */
+    Py_ssize_t words;
+    unsigned char *ring;
+    uint64_t ring_size;
+    int64_t *active;    /* which copy is committed */
+    uint32_t *sequence; /* per condition: the futex word a wake-up bumps */
+    uint32_t *waiters;  /* per condition: how many wait (0: a wake-up can be skipped) */
+    double maxsize;
+    int wakes;          /* how many waiters a wake-up wakes: all (the mutation check: 1) */
+} FastPath;
+
+static int
+FastPath_init(FastPath *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"mutex", "keep", "state", "words", "ring", "ring_size",
+                             "active", "sequence", "waiters", "maxsize", "wakes", NULL};
+    PyObject *mutex, *keep, *state, *ring, *active, *sequence, *waiters;
+    Py_ssize_t words;
+    unsigned long long ring_size;
+    double maxsize;
+    int wakes;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O$OnOKOOOdi:FastPath", kwlist, &MutexType,
+                                     &mutex, &keep, &state, &words, &ring, &ring_size, &active,
+                                     &sequence, &waiters, &maxsize, &wakes))
+        return -1;
+    if (self->mutex != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a FastPath is initialised once");
+        return -1;
+    }
+    void *p_state, *p_ring, *p_active, *p_sequence, *p_waiters;
+    if (parse_address(state, &p_state, 8) < 0 || parse_address(ring, &p_ring, 1) < 0
+        || parse_address(active, &p_active, 8) < 0 || parse_address(sequence, &p_sequence, 4) < 0
+        || parse_address(waiters, &p_waiters, 4) < 0)
+        return -1;
+    if (words < Q_FIXED_SLOTS || ring_size <= Q_HEADER || wakes < 1) {
+        PyErr_SetString(PyExc_ValueError, "a FastPath needs the fixed slots, a ring, wakes >= 1");
+        return -1;
+    }
+    if (check_ready((Mutex *)mutex) < 0)
+        return -1;
+    self->mutex = (Mutex *)Py_NewRef(mutex);
+    self->keep = Py_NewRef(keep);
+    self->state = p_state;
+    self->words = words;
+    self->ring = p_ring;
+    self->ring_size = ring_size;
+    self->active = p_active;
+    self->sequence = p_sequence;
+    self->waiters = p_waiters;
+    self->maxsize = maxsize;
+    self->wakes = wakes;
+    return 0;
+}
+
+static void
+FastPath_dealloc(FastPath *self)
+{
+    Py_CLEAR(self->mutex);
+    Py_CLEAR(self->keep);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static void
+ring_write(FastPath *q, uint64_t offset, const void *data, uint64_t n)
+{
+    uint64_t first = q->ring_size - offset < n ? q->ring_size - offset : n;
+    memcpy(q->ring + offset, data, first);
+    if (first < n)  /* wraps around the end of the ring */
+        memcpy(q->ring, (const char *)data + first, n - first);
+}
+
+static void
+ring_read(FastPath *q, uint64_t offset, void *data, uint64_t n)
+{
+    uint64_t first = q->ring_size - offset < n ? q->ring_size - offset : n;
+    memcpy(data, q->ring + offset, first);
+    if (first < n)
+        memcpy((char *)data + first, q->ring, n - first);
+}
+
+/* _Condition.wake: every waiter of `condition` is woken (and counts itself
+ * again if it must wait again); q->wakes is less only in the mutation check. */
+static void
+wake(FastPath *q, int condition)
+{
+    __atomic_add_fetch(&q->sequence[condition], 1, __ATOMIC_SEQ_CST);
+    q->waiters[condition] = 0;
+    syscall(SYS_futex, &q->sequence[condition], FUTEX_WAKE, q->wakes, NULL, NULL, 0);
+}
+
+/* Lock; 0 with the committed copy in *src and the other in *dst, 1 if the
+ * previous holder died (declined: Python recovers), -1 on an error. */
+static int
+enter(FastPath *q, int64_t **src, int64_t **dst)
+{
+    if (mutex_enter(q->mutex) < 0)
+        return -1;
+    if (q->mutex->owner_died)
+        return 1;
+    int64_t active = __atomic_load_n(q->active, __ATOMIC_RELAXED);
+    *src = q->state + active * q->words;
+    *dst = q->state + (1 - active) * q->words;
+    return 0;
+}
+
+/* Publish *dst: the 8-byte store that makes it the committed copy. */
+static void
+commit(FastPath *q, int64_t *dst)
+{
+    step();
+    __atomic_store_n(q->active, (int64_t)(dst != q->state), __ATOMIC_RELEASE);
+    step();
+}
+
+/* put(data) -> bool: take the mutex and, if the queue is not shut down and
+ * has room for `data` (a bytes object, a pickle), put it, wake the getters
+ * if some wait, commit and unlock: True. Otherwise (shut down, full, the
+ * last holder died) change nothing and return False WITH THE MUTEX HELD:
+ * the caller goes on in Python (and releases it). */
+static PyObject *
+FastPath_put(FastPath *self, PyObject *data)
+{
+    int64_t *src, *dst;
+    if (!PyBytes_CheckExact(data)) {
+        PyErr_Format(PyExc_TypeError, "put() takes bytes, not %s", Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    uint64_t n = (uint64_t)PyBytes_GET_SIZE(data), size = Q_HEADER + n;
+    int rc = enter(self, &src, &dst);
+    if (rc < 0)
+        return NULL;
+    if (rc > 0)
+        Py_RETURN_FALSE;
+    step();
+    double qsize = (double)(src[Q_COUNT] + src[Q_READY]);
+    if (src[Q_SHUTDOWN] || (0 < self->maxsize && self->maxsize <= qsize)
+        || size > self->ring_size - (uint64_t)src[Q_USED])
+        Py_RETURN_FALSE;
+    /* The bytes go where no committed state looks yet: until the commit
+     * they are invisible, so a death here loses only this put. */
+    memcpy(dst, src, (size_t)self->words * sizeof(int64_t));
+    uint64_t tail = ((uint64_t)src[Q_RECLAIM] + (uint64_t)src[Q_USED]) % self->ring_size;
+    uint64_t header[2] = {n, (uint64_t)src[Q_NEXT_ID]};
+    ring_write(self, tail, header, Q_HEADER);
+    ring_write(self, (tail + Q_HEADER) % self->ring_size, PyBytes_AS_STRING(data), n);
+    step();
+    dst[Q_NEXT_ID] += 1;
+    dst[Q_USED] += (int64_t)size;
+    dst[Q_COUNT] += 1;
+    dst[Q_UNFINISHED] += 1;
+    step();
+    if (self->waiters[Q_NOT_EMPTY])
+        wake(self, Q_NOT_EMPTY);  /* before the commit: see _shared_memory.py */
+    commit(self, dst);
+    pthread_mutex_unlock(self->mutex->mutex);
+    Py_RETURN_TRUE;
+}
+
+/* get() -> (bytes, (id, 1)) | None: take the mutex and, if there is an
+ * item, take the oldest off the ring, wake the putters if some wait,
+ * commit and unlock. Otherwise (empty, the last holder died) change
+ * nothing and return None WITH THE MUTEX HELD. At-most-once queues only:
+ * a taken item's bytes are free at once. */
+static PyObject *
+FastPath_get(FastPath *self, PyObject *Py_UNUSED(ignored))
+{
+    int64_t *src, *dst;
+    int rc = enter(self, &src, &dst);
+    if (rc < 0)
+        return NULL;
+    if (rc > 0)
+        Py_RETURN_NONE;
+    step();
+    if (!src[Q_COUNT] || src[Q_READY])
+        Py_RETURN_NONE;
+    uint64_t head = (uint64_t)src[Q_HEAD], header[2];
+    ring_read(self, head, header, Q_HEADER);
+    uint64_t n = header[0], size = Q_HEADER + n;
+    if (size > (uint64_t)src[Q_USED]) {  /* not a record: let Python see it */
+        pthread_mutex_unlock(self->mutex->mutex);
+        PyErr_SetString(PyExc_RuntimeError, "the queue's ring holds no record where it should");
+        return NULL;
+    }
+    PyObject *item = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    PyObject *ident = PyLong_FromLongLong((long long)header[1]);
+    PyObject *once = PyLong_FromLong(1);
+    PyObject *delivery = ident && once ? PyTuple_Pack(2, ident, once) : NULL;
+    PyObject *got = item && delivery ? PyTuple_Pack(2, item, delivery) : NULL;
+    Py_XDECREF(ident);
+    Py_XDECREF(once);
+    Py_XDECREF(delivery);
+    Py_XDECREF(item);
+    if (got == NULL) {  /* out of memory: nothing was changed */
+        pthread_mutex_unlock(self->mutex->mutex);
+        return NULL;
+    }
+    ring_read(self, (head + Q_HEADER) % self->ring_size, PyBytes_AS_STRING(item), n);
+    memcpy(dst, src, (size_t)self->words * sizeof(int64_t));
+    dst[Q_COUNT] -= 1;
+    dst[Q_HEAD] = (int64_t)((head + size) % self->ring_size);
+    /* Its bytes are free at once (_take, then _free). */
+    dst[Q_RECLAIM] = (int64_t)(((uint64_t)dst[Q_RECLAIM] + size) % self->ring_size);
+    dst[Q_USED] -= (int64_t)size;
+    if (!dst[Q_USED])  /* empty: start over at the front */
+        dst[Q_HEAD] = dst[Q_RECLAIM] = 0;
+    step();
+    if (self->waiters[Q_NOT_FULL])
+        wake(self, Q_NOT_FULL);
+    commit(self, dst);
+    pthread_mutex_unlock(self->mutex->mutex);
+    return got;
+}
+
+static PyMethodDef FastPath_methods[] = {
+    {"put", (PyCFunction)FastPath_put, METH_O,
+     "put(data) -> bool: put `data` if there is room and nothing unusual, as one critical "
+     "section; False: nothing done, and the mutex is held."},
+    {"get", (PyCFunction)FastPath_get, METH_NOARGS,
+     "get() -> (bytes, (id, 1)) | None: take the oldest item if there is one, as one critical "
+     "section; None: nothing done, and the mutex is held."},
+    {NULL},
+};
+
+static PyTypeObject FastPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "critsec.runtimes._robust.FastPath",
+    .tp_basicsize = sizeof(FastPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "FastPath(mutex, keep, *, state, words, ring, ring_size, active, sequence, waiters, "
+              "maxsize, wakes): a processes queue's put and get when nobody must wait, in C (addresses "
+              "of its shared memory; `keep` keeps that alive).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastPath_init,
+    .tp_dealloc = (destructor)FastPath_dealloc,
+    .tp_methods = FastPath_methods,
+};
+
 static PyMethodDef module_methods[] = {
     {"futex_wait", (PyCFunction)(void (*)(void))futex_wait, METH_FASTCALL, NULL},
     {"futex_wake", (PyCFunction)(void (*)(void))futex_wake, METH_FASTCALL, NULL},
     {"add", (PyCFunction)(void (*)(void))atomic_add, METH_FASTCALL, NULL},
+    {"set_step_hook", (PyCFunction)set_step_hook, METH_O,
+     "set_step_hook(hook | None): tests only -- call hook() at every step of a FastPath "
+     "critical section (where a test may kill the process)."},
     {NULL},
 };
 
@@ -609,7 +903,7 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__robust(void)
 {
-    if (PyType_Ready(&MutexType) < 0)
+    if (PyType_Ready(&MutexType) < 0 || PyType_Ready(&FastPathType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
@@ -626,7 +920,12 @@ PyInit__robust(void)
     main_thread_ident = PyLong_AsUnsignedLong(ident);
     Py_DECREF(ident);
     Py_INCREF(&MutexType);
+    Py_INCREF(&FastPathType);
+    PyObject *slots = Py_BuildValue("(sssssssss)", "head", "used", "count", "unfinished",
+                                    "shutdown", "reclaim", "pending", "next_id", "ready");
     if (PyModule_AddObject(module, "Mutex", (PyObject *)&MutexType) < 0
+        || PyModule_AddObject(module, "FastPath", (PyObject *)&FastPathType) < 0
+        || PyModule_AddObject(module, "QUEUE_STATE", slots) < 0
         || PyModule_AddIntConstant(module, "MUTEX_SIZE", sizeof(pthread_mutex_t)) < 0
         || PyModule_AddIntConstant(module, "MUTEX_ALIGNMENT", _Alignof(pthread_mutex_t)) < 0) {
         Py_DECREF(module);

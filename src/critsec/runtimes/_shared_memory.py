@@ -40,8 +40,9 @@ dies stays locked for good, and so do the semaphores inside a
   items from several producers come out in one order.
 
   Speed: a ``put`` with room or a ``get`` with an item (the usual case)
-  takes a fast path -- lock, copy in or out, commit, unlock -- that wakes
-  nobody unless someone waits (a wake-up zeroes the count of waiters,
+  takes a fast path -- lock, copy in or out, commit, unlock, one C call
+  (``_robust.FastPath``) on the same memory -- that wakes nobody unless
+  someone waits (a wake-up zeroes the count of waiters,
   who count themselves again if they must wait again); only a call that
   must wait runs the shared algorithm of :mod:`._core`. A waiter, and a
   contended lock, spin for some microseconds before sleeping in the
@@ -248,6 +249,17 @@ _FIXED_SLOTS = 9
 _OWNER_PID, _OWNER_TID, _OWNER_START, _ID, _DELIVERIES, _OFFSET = range(6)
 _SLOT = 6  # fields per slot; _OWNER_PID 0: a free slot, -1: ready to deliver again
 _CONDITIONS = (NOT_EMPTY, NOT_FULL, ALL_DONE)
+# The C fast path (_robust.FastPath) reads and writes the same state: one layout.
+_LAYOUT = dict(head=_HEAD, used=_USED, count=_COUNT, unfinished=_UNFINISHED, shutdown=_SHUTDOWN)
+_LAYOUT.update(reclaim=_RECLAIM, pending=_PENDING, next_id=_NEXT_ID, ready=_READY)
+if {name: i for i, name in enumerate(_robust.QUEUE_STATE)} != _LAYOUT:  # pragma: no cover
+    raise ImportError("critsec.runtimes._robust numbers the queue's state otherwise: rebuild it")
+
+#: Whether new queues run their fast path (a put with room, a get with an
+#: item, nobody to wake) in C, as one call (``_robust.FastPath``), or in
+#: Python (:class:`_PythonFastPath`: the same steps; tests run both). A queue
+#: keeps its choice, in every process it is passed to.
+FAST_PATH_IN_C = True
 
 #: Delivery modes of a processes queue.
 AT_MOST_ONCE, AT_LEAST_ONCE = "at-most-once", "at-least-once"
@@ -389,6 +401,63 @@ class _Condition:
         _robust.futex_wake(self.queue._addresses[self.index], 2**31 - 1)
 
 
+class _PythonFastPath:
+    """The queue's fast path in Python: what ``_robust.FastPath`` does in C,
+    with the same protocol. ``put(data)`` locks and, if there is room and
+    nothing unusual, puts, wakes the getters only if some wait (as counted
+    in ``waiters``), commits and unlocks: True. ``get()`` likewise takes an
+    item: ``(item, (id, deliveries))``. Otherwise (shut down, full, empty,
+    the last holder died) they return False / None *with the mutex held*,
+    and the caller goes on with ``_begin()`` and the shared algorithm."""
+
+    __slots__ = ("queue", "waiters")
+
+    def __init__(self, queue: ProcessQueue[Any], waiters: Any) -> None:
+        self.queue, self.waiters = queue, waiters
+
+    def put(self, data: bytes) -> bool:
+        queue = self.queue
+        mutex = queue._mutex_
+        mutex.__enter__()
+        if mutex.owner_died:
+            return False  # the caller's _begin recovers
+        try:
+            queue._begin()
+            state = queue._local
+            if state[_SHUTDOWN] or queue._full(data):
+                return False
+            queue._put(data)
+            state[_UNFINISHED] += 1
+            if self.waiters[0]:  # NOT_EMPTY
+                queue._notify(NOT_EMPTY)
+            queue._commit()
+        except BaseException:
+            mutex.release()
+            raise
+        mutex.release()
+        return True
+
+    def get(self) -> tuple[bytes, tuple[int, int]] | None:
+        queue = self.queue
+        mutex = queue._mutex_
+        mutex.__enter__()
+        if mutex.owner_died:
+            return None
+        try:
+            queue._begin()
+            if not queue._available():
+                return None  # _available changed nothing it returns False for
+            data = queue._get()
+            if self.waiters[1]:  # NOT_FULL
+                queue._notify(NOT_FULL)
+            queue._commit()
+        except BaseException:
+            mutex.release()
+            raise
+        mutex.release()
+        return data, queue._last
+
+
 def _rebuild_queue(cls: type[ProcessQueue[Any]], state: dict[str, Any]) -> ProcessQueue[Any]:
     queue = cls.__new__(cls)
     queue.__dict__.update(state)
@@ -462,6 +531,7 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         self._memory = _shared(_QueueMemory)
         self._state = sharedctypes.RawArray("q", 2 * (_FIXED_SLOTS + _SLOT * self._slots))
         _robust.Mutex(self._memory.mutex, create=True)
+        self._fast_in_c = FAST_PATH_IN_C and not self._slots
         self._attach()
 
     def _attach(self) -> None:
@@ -477,15 +547,43 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         # The two copies of the state, loaded and stored by one struct call each.
         self._words = memoryview(self._state).cast("B")
         self._copy = struct.Struct(f"{self._size}q")
-        self._waiters = memory.waiters  # read on every operation: one lookup less
         self._local: list[int] = [0] * self._size
         self._loaded: list[int] = self._local
         self._last: tuple[int, int] = (0, 0)  # (id, count) of the last item _get took
+        self._fast = self._fast_path(memory.waiters)
         if self._slots:
             _redelivering.add(self)
 
+    def _fast_path(
+        self, waiters: Any, wakes: int = 2**31 - 1
+    ) -> _robust.FastPath | _PythonFastPath:
+        """The fast path's handle, reading who waits in ``waiters`` (the
+        queue's own counts) and waking ``wakes`` of them (all) -- the
+        mutation check (tests/mutants.py) passes others. In Python, wake-ups
+        are ``_notify``'s."""
+        if not self._fast_in_c:  # at-least-once lends items: Python does that
+            return _PythonFastPath(self, waiters)
+        memory = self._memory
+        base = ctypes.addressof(memory)
+        return _robust.FastPath(
+            self._mutex_,
+            (self._ring, memory, self._state, waiters),
+            state=ctypes.addressof(self._state),
+            words=self._size,
+            ring=ctypes.addressof(self._ring),
+            ring_size=self.buffer_size,
+            active=base + _QueueMemory.active.offset,
+            sequence=base + _QueueMemory.sequence.offset,
+            waiters=ctypes.addressof(waiters),
+            maxsize=self.maxsize,
+            wakes=wakes,
+        )
+
     def __reduce__(self) -> tuple[Any, ...]:
-        names = ("maxsize", "buffer_size", "delivery", "_slots", "_ring", "_memory", "_state")
+        names = (
+            *("maxsize", "buffer_size", "delivery", "_slots", "_fast_in_c"),
+            *("_ring", "_memory", "_state"),
+        )
         return _rebuild_queue, (type(self), {name: self.__dict__[name] for name in names})
 
     # -- the transaction -------------------------------------------------------
@@ -512,6 +610,19 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
             memory.active = other  # the commit
             self._loaded = self._local.copy()
 
+    def _drive_held(self, steps: Steps[Any]) -> Any:
+        """``_drive`` after a fast path declined: the mutex is held already
+        (its state not loaded yet); commit unless an exception escapes, and
+        unlock."""
+        mutex = self._mutex_
+        try:
+            self._begin()
+            result = self._drive_locked(steps)
+            self._commit()
+        finally:
+            mutex.release()
+        return result
+
     def _committed(self, slot: int) -> int:
         """A slot of the committed state, read without the mutex."""
         return int(self._state[self._memory.active * self._size + slot])
@@ -536,25 +647,15 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         data = self._dumps(item)
         if block and timeout is not None:
             check_timeout(block, timeout)  # a bad timeout raises first, as on the slow path
-        # The fast path: what _put_steps does when there is room, without its
-        # generator, and with a wake-up only if a getter waits.
-        mutex = self._mutex_
-        mutex.__enter__()
-        try:
-            self._begin()
-            state = self._local
-            if state[_SHUTDOWN]:
-                raise ShutDown
-            if not self._full(data):
-                self._put(data)
-                state[_UNFINISHED] += 1
-                if self._waiters[0]:  # NOT_EMPTY
-                    self._notify(NOT_EMPTY)
-                self._commit()
-                return
-        finally:
-            mutex.release()
-        super().put(data, block, timeout)  # full: wait as the shared algorithm says
+        if not self._put_now(data):  # declined, the mutex held: as the shared algorithm says
+            self._drive_held(self._put_steps(data, block, timeout))
+
+    def _put_now(self, data: bytes) -> bool:
+        """The fast path of a put: what _put_steps does when there is room,
+        without its generator, and with a wake-up only if a getter waits.
+        False: it declined (shut down, full, a death to recover from) and
+        changed nothing, and the mutex is held."""
+        return self._fast.put(data)
 
     def put_many(
         self, items: Iterable[T], block: bool = True, timeout: float | None = None
@@ -600,20 +701,9 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
     def _get_now(self) -> tuple[bytes, tuple[int, int]] | None:
         """The fast path of a get: what _get_steps does when an item can be
         taken at once, without its generator, and with a wake-up only if a
-        putter waits; None when it would have to wait."""
-        mutex = self._mutex_
-        mutex.__enter__()
-        try:
-            self._begin()
-            if not self._available():
-                return None  # _available changed nothing it returns False for
-            data = self._get()
-            if self._waiters[1]:  # NOT_FULL
-                self._notify(NOT_FULL)
-            self._commit()
-            return data, self._last
-        finally:
-            mutex.release()
+        putter waits. None: it declined (empty, a death to recover from)
+        and changed nothing, and the mutex is held."""
+        return self._fast.get()
 
     def get(self, block: bool = True, timeout: float | None = None) -> T:
         """Remove and return the oldest item; wait for one if empty (at most
@@ -636,8 +726,8 @@ class ProcessQueue(BlockingQueue[Any], Generic[T]):
         if block and timeout is not None:
             check_timeout(block, timeout)  # a bad timeout raises first, as on the slow path
         got = self._get_now()
-        if got is None:  # empty: wait as the shared algorithm says
-            got = self._drive(self._get_many_steps(1, block, timeout))[0]
+        if got is None:  # declined, the mutex held: as the shared algorithm says
+            got = self._drive_held(self._get_many_steps(1, block, timeout))[0]
         return got
 
     def get_many(
