@@ -471,6 +471,14 @@ def test_a_correct_spin_wait_passes_in_every_strategy(strategy: str) -> None:
     assert result.exhausted == (strategy == "dfs")
 
 
+def test_a_huge_state_is_shown_shortened_in_the_failure() -> None:
+    # A state of 100,000 items used to make a message of 689 KB on one line.
+    result = explore(lambda: {"items": list(range(100_000))}, [lambda s: None], lambda s: False)
+    assert result.message.startswith("the invariant does not hold: state is {'items': [0, 1, 2")
+    assert result.message.endswith("... (688,901 characters in all)")
+    assert len(result.message) < 600 and len(result.trace) < 1_000
+
+
 def test_a_spin_wait_that_no_one_ends_is_a_livelock_at_its_loop() -> None:
     def waits_for_b(s: State) -> None:
         while not s.b:

@@ -76,6 +76,17 @@ def describe_exception(exc: BaseException) -> tuple[str, str]:
     return line, "".join(shown.format())
 
 
+#: The most of a state's repr a failure message shows: a state of 100,000
+#: items made a message of 689 KB on one line.
+MAX_STATE_REPR = 500
+
+
+def _shortened(text: str) -> str:
+    if len(text) <= MAX_STATE_REPR:
+        return text
+    return f"{text[:MAX_STATE_REPR]}... ({len(text):,} characters in all)"
+
+
 class Driver:
     """Runs one schedule of tasks of one kind. Subclasses implement ``run``."""
 
@@ -109,6 +120,6 @@ class Driver:
             # An object without a repr of its own would print its address,
             # which differs from run to run: the trace must not.
             plain = getattr(type(state), "__repr__", None) is object.__repr__
-            shown = "" if plain else f": state is {state!r}"
+            shown = "" if plain else f": state is {_shortened(repr(state))}"
             return RunOutcome("invariant", f"the invariant does not hold{shown}")
         return RunOutcome()
