@@ -70,6 +70,7 @@ from typing import Any
 
 from .._errors import Wait, deadlock_report
 from .._task import Task
+from ..runtimes._asyncio import Awaiting
 from ..runtimes._cooperative import start_tasks
 from ._access import describe_object
 from ._driver import Driver, RunOutcome, describe_exception, task_names
@@ -87,6 +88,10 @@ from ._trace import Event, Recorder
 __all__ = ["AsyncioDriver", "ExploredLoop"]
 
 
+#: The code in which every critsec asyncio primitive waits (see ``awaiting``).
+_PRIMITIVE_WAIT = Awaiting._wait.__code__
+
+
 class _Deadlock(Exception):
     """Raised out of the loop when nothing can ever run again."""
 
@@ -98,8 +103,9 @@ def awaiting(task: asyncio.Task[Any], name_of: Callable[[Any], str]) -> str:
     frames = suspended_frames(task.get_coro())
     library = [f for f in frames if not is_user_code(f.f_code)]
     for frame in library:
-        # critsec's asyncio primitives wait in Awaiting._wait on a named condition.
-        if frame.f_code.co_name == "_wait" and "condition" in frame.f_locals:
+        # critsec's asyncio primitives all wait in Awaiting._wait, on a named
+        # condition: known by its code object, not by a frame's name.
+        if frame.f_code is _PRIMITIVE_WAIT:
             return f"{frame.f_locals['condition']} on {name_of(frame.f_locals['self'])}"
     if library:
         # The innermost method call names the primitive best (Lock.acquire()
