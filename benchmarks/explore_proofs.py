@@ -29,7 +29,10 @@ import programs
 from critsec.explorer import explore
 from critsec.lab import _demo
 
-Scenario = tuple[Callable[[], Any], list[Callable[[Any], Any]], Callable[[Any], bool]]
+#: setup, tasks, invariant, and the modules to explore inside (``include``).
+Scenario = tuple[
+    Callable[[], Any], list[Callable[[Any], Any]], Callable[[Any], bool], tuple[str, ...]
+]
 
 
 def scenarios(only: list[str] | None) -> dict[str, Scenario]:
@@ -38,12 +41,13 @@ def scenarios(only: list[str] | None) -> dict[str, Scenario]:
             functools.partial(_demo._explored_setup, 2),
             [_demo._locked_task_1, _demo._locked_task_2],
             _demo._lesson_holds,
+            _demo.LESSON_CODE,
         )
     }
     for name in programs.names():
         program = programs.load(name)
         if not program.BUG and programs.kind(program) == "blocking":
-            found[name] = (program.setup, list(program.tasks), program.invariant)
+            found[name] = (program.setup, list(program.tasks), program.invariant, ())
     return {k: v for k, v in found.items() if not only or k in only}
 
 
@@ -56,7 +60,7 @@ def main() -> None:
     bounds = [int(b) for b in args.bounds.split(",")]
     print(f"Python {platform.python_version()}; dfs, at most {args.max_schedules:,} schedules")
     print(f"{'scenario':28} {'bound':>5} {'schedules':>10} {'result':>10} {'seconds':>8}")
-    for name, (setup, tasks, invariant) in scenarios(args.only).items():
+    for name, (setup, tasks, invariant, include) in scenarios(args.only).items():
         for bound in bounds:
             started = time.perf_counter()
             result = explore(
@@ -67,6 +71,7 @@ def main() -> None:
                 preemption_bound=bound,
                 max_schedules=args.max_schedules,
                 seed=1,
+                include=include,
             )
             seconds = time.perf_counter() - started
             verdict = (

@@ -26,6 +26,7 @@ from critsec.explorer import Event, ExplorationLimit, ScheduleStalled, explore, 
 from critsec.explorer._scheduler import DFSStrategy, Scheduler
 from critsec.explorer._threads import BACKENDS, ThreadDriver, default_user_code, generated
 from critsec.explorer._trace import Recorder
+from critsec.lab import _demo
 
 STRATEGIES = ["random", "pct", "dfs"]
 
@@ -571,6 +572,7 @@ def test_user_code_is_neither_stdlib_nor_critsec() -> None:
     assert not default_user_code(critsec.__file__)
     assert not default_user_code(pytest.__file__)  # site-packages
     assert default_user_code("<stdin>") and default_user_code("<string>")  # exec, compile
+    assert not default_user_code(_demo.__file__)  # the lab is critsec: it uses include=
 
 
 @dataclasses.dataclass

@@ -133,8 +133,6 @@ STALL_SECONDS = 30.0
 
 _EXPLORE_DIR = os.path.dirname(os.path.abspath(__file__))
 _CRITSEC_DIR = os.path.dirname(_EXPLORE_DIR)
-#: The lab's scenarios are written as user code (the lesson's examples).
-_LAB_DIR = os.path.join(_CRITSEC_DIR, "lab")
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -147,14 +145,13 @@ def _library_dirs() -> tuple[str, ...]:
 
 _LIBRARY_DIRS = _library_dirs()
 _CRITSEC_PREFIX = os.path.join(os.path.realpath(_CRITSEC_DIR), "")
-_LAB_PREFIX = os.path.join(os.path.realpath(_LAB_DIR), "")
 
 
 def default_user_code(filename: str) -> bool:
     """True for a file whose code the explorer switches inside: anything
     but the standard library, installed packages (site-packages) and
-    critsec itself (its ``lab`` excepted: the lesson's examples are user
-    code). Of the pseudo-files, ``"<frozen ...>"`` is not the user's; the
+    critsec itself (the lab explores its lesson with ``include=``, like any
+    library's code). Of the pseudo-files, ``"<frozen ...>"`` is not the user's; the
     others are (``"<stdin>"``, ``"<doctest ...>"``, and ``"<string>"``, what
     ``exec`` and ``compile`` run by default -- less the methods that
     dataclasses and namedtuple generate there: :func:`generated`). Pure:
@@ -162,9 +159,7 @@ def default_user_code(filename: str) -> bool:
     if filename.startswith("<"):
         return not filename.startswith("<frozen")
     path = os.path.realpath(filename)
-    if path.startswith(_CRITSEC_PREFIX):
-        return path.startswith(_LAB_PREFIX)
-    return not path.startswith(_LIBRARY_DIRS)
+    return not path.startswith((_CRITSEC_PREFIX, *_LIBRARY_DIRS))
 
 
 def generated(code: types.CodeType) -> bool:

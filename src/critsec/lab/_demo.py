@@ -74,6 +74,9 @@ QUICK = DemoSizes(threads=200_000, processes=50_000, coroutines=50_000, pipeline
 #: needs (one, between the read and the write), and fast: a few dozen schedules.
 EXPLORER_SEED = 0
 PREEMPTION_BOUND = 1
+#: The lesson's functions live in this module, part of critsec, whose code
+#: the explorer runs without switch points unless told: it is told.
+LESSON_CODE = (__name__,)
 
 
 @dataclass(frozen=True)
@@ -230,9 +233,10 @@ def explore_lesson(n: int = 2, *, lock: bool = False) -> Any:
             preemption_bound=PREEMPTION_BOUND,
             max_schedules=10_000,
             seed=EXPLORER_SEED,
+            include=LESSON_CODE,
         )
     tasks = [_lesson_task_1, _lesson_task_2]
-    return explorer.explore(setup, tasks, _lesson_holds, seed=EXPLORER_SEED)
+    return explorer.explore(setup, tasks, _lesson_holds, seed=EXPLORER_SEED, include=LESSON_CODE)
 
 
 def run_lesson_threads(n: int = LESSON_ITERATIONS) -> CounterResult:
