@@ -80,6 +80,7 @@ from ._generators import (
     is_user_code,
     suspended_frames,
     user_position,
+    went_round,
     without_comment,
 )
 from ._scheduler import Scheduler
@@ -246,27 +247,12 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         else:
             text = self._label(unit, without_comment(source) or "await")
             event = Event(column, "await", text, where, source)
-            self._went_round(unit, frames, events, (where, source))
+            livelock = went_round(self.rounds, unit, frames, events, (where, source))
+            if livelock is not None and self.failure is None and self.deciding:
+                self.failure = livelock
+                if self.finished is not None and not self.finished.done():
+                    self.finished.set_result(None)
         self.recorder.record(event)
-
-    def _went_round(
-        self, unit: int, frames: list[Any], events: list[Event], at: tuple[str, str]
-    ) -> None:
-        """An await that is no wait (``asyncio.sleep(0)``) ends a round of a
-        spin-wait, maybe (._fairness); a livelock ends the schedule."""
-        user = [f for f in frames if is_user_code(f.f_code)] or frames
-        frame = user[-1]
-        livelock = self.rounds.went_round(
-            unit,
-            (frame.f_code, frame.f_lasti),
-            frame.f_locals.values(),
-            [(e.kind, e.text) for e in events],
-            at,
-        )
-        if livelock is not None and self.failure is None and self.deciding:
-            self.failure = livelock
-            if self.finished is not None and not self.finished.done():
-                self.finished.set_result(None)
 
     def _name(self, unit: int) -> str:
         return self.names[unit] if unit < len(self.names) else self.tasks[unit].get_name()

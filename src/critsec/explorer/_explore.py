@@ -129,10 +129,10 @@ def _search(
     started = time.monotonic()
     schedules = 0
     exhausted = False
+    deadline = None if timeout is None else started + timeout
     while schedules < max_schedules:
         schedules += 1
         strategy.begin(rng)
-        deadline = None if timeout is None else started + timeout
         scheduler = Scheduler(strategy, max_steps, deadline)
         recorder = Recorder()
         with ProcessExitsRefused():  # os._exit in a task: a failure, not the end
@@ -160,7 +160,7 @@ def _search(
         if not strategy.end(scheduler.steps):
             exhausted = strategy.exhausted
             break
-        if timeout is not None and time.monotonic() - started >= timeout:
+        if deadline is not None and time.monotonic() >= deadline:
             break
     return Result(
         failed=False,

@@ -51,10 +51,11 @@ class Rounds:
         place: Any,
         local_values: Iterable[Any],
         events: Iterable[tuple[str, str]],
-        at: tuple[str, str],
+        at: Callable[[], tuple[str, str]],
     ) -> RunOutcome | None:
-        """``task`` is at ``place`` (the loop at ``at``) again: tell the
-        scheduler whether it spins or progressed. Returns the livelock
+        """``task`` is at ``place`` again: tell the scheduler whether it
+        spins or progressed. ``at()`` says where the loop is, ``(file:line,
+        source)``: asked only of a task that spins. Returns the livelock
         outcome once there is one."""
         seen = (tuple(local_values), tuple(events))
         before = self.seen.get((task, place))
@@ -62,7 +63,7 @@ class Rounds:
         if before is None or not _same(before, seen):
             self.progressed(task)
             return None
-        self.spinning[task] = at
+        self.spinning[task] = at()
         if not self.scheduler.spun(task):
             return None
         spinners = sorted(self.spinning.items())

@@ -116,14 +116,37 @@ def is_user_code(code: types.CodeType) -> bool:
     return _user_file(code.co_filename) and not generated(code)
 
 
+def user_frame(frames: Sequence[types.FrameType]) -> types.FrameType:
+    """The innermost user frame among ``frames`` (outermost first, not
+    empty); the innermost frame if none is the user's."""
+    return next((f for f in reversed(frames) if is_user_code(f.f_code)), frames[-1])
+
+
 def user_position(frames: Sequence[types.FrameType]) -> tuple[str, str]:
-    """``("file.py:12", source line)`` of the innermost user frame among
-    ``frames`` (outermost first); the innermost frame if none is the user's."""
+    """``("file.py:12", source line)`` of :func:`user_frame`; ``("", "")``
+    for no frames."""
     if not frames:
         return "", ""
-    frame = next((f for f in reversed(frames) if is_user_code(f.f_code)), frames[-1])
+    frame = user_frame(frames)
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     return f"{filename}:{lineno}", linecache.getline(filename, lineno).strip()
+
+
+def went_round(
+    rounds: Rounds,
+    task: int,
+    frames: Sequence[types.FrameType],
+    events: Sequence[Event],
+    at: tuple[str, str],
+) -> RunOutcome | None:
+    """A task suspended at ``frames`` by a bare ``yield`` or an ``await``
+    that is no wait, after ``events``: the end of a round of a spin-wait,
+    maybe (._fairness), where its own innermost frame stopped. The
+    livelock outcome once there is one."""
+    frame = user_frame(frames)
+    seen = [(e.kind, e.text) for e in events]
+    place = (frame.f_code, frame.f_lasti)
+    return rounds.went_round(task, place, frame.f_locals.values(), seen, lambda: at)
 
 
 def suspended_frames(awaitable: Any) -> list[types.FrameType]:
@@ -474,15 +497,7 @@ class GeneratorDriver(Driver):
             livelock = None
             if request is None:
                 event = Event(choice, "yield", without_comment(source) or "yield", where, source)
-                # A yield is where a round of a spin-wait ends (._fairness).
-                frame = ([f for f in frames if is_user_code(f.f_code)] or frames)[-1]
-                livelock = rounds.went_round(
-                    choice,
-                    (frame.f_code, frame.f_lasti),
-                    frame.f_locals.values(),
-                    [(e.kind, e.text) for e in events],
-                    (where, source),
-                )
+                livelock = went_round(rounds, choice, frames, events, (where, source))
             elif isinstance(request, Park):
                 running.park = request
                 limit = "" if request.deadline is None else " (with a timeout)"

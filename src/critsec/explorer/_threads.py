@@ -573,7 +573,10 @@ class _Schedule(Control):
         spins (:mod:`._fairness`), the scheduler picks another task if it
         can; the schedule may end there as a livelock."""
         filename = frame.f_code.co_filename
-        at = (f"{os.path.basename(filename)}:{line}", linecache.getline(filename, line).strip())
+
+        def at() -> tuple[str, str]:
+            return f"{os.path.basename(filename)}:{line}", linecache.getline(filename, line).strip()
+
         events, t.round = t.round, []
         outcome = self.rounds.went_round(
             t.index, (frame.f_code, offset), frame.f_locals.values(), events, at
