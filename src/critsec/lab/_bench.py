@@ -199,10 +199,12 @@ def _asyncio_queue(n: int) -> tuple[Any, Any]:
     )
 
 
-def _coroutines(lock: bool, anchor_locks: bool, n: int) -> tuple[Any, Any]:
+def _coroutines(
+    lock: bool, anchor_locks: bool, n: int, same_counter: bool = False
+) -> tuple[Any, Any]:
     return (
         lambda: work.coroutines_run(n, lock=lock),
-        lambda: work.coroutines_run(n, lock=anchor_locks, bare=True),
+        lambda: work.coroutines_run(n, lock=anchor_locks, bare=True, same_counter=same_counter),
     )
 
 
@@ -304,6 +306,16 @@ ROWS: list[Row] = [
         200_000,
         50_000,
         P(_coroutines, False, False),
+        "switch",
+    ),
+    # The same counter on both sides: the scheduler's own cost per switch.
+    Row(
+        "coroutines no lock, same counter",
+        "bare round-robin + critsec counter",
+        None,
+        200_000,
+        50_000,
+        P(_coroutines, False, False, same_counter=True),
         "switch",
     ),
     Row(

@@ -365,16 +365,19 @@ class LeastLock:
         self.locked = False
 
 
-def coroutines_run(n: int, tasks: int = 2, lock: bool = False, bare: bool = False) -> float:
+def coroutines_run(
+    n: int, tasks: int = 2, lock: bool = False, bare: bool = False, same_counter: bool = False
+) -> float:
     """``tasks`` generator tasks of ``n // tasks`` increments each (with a
     lock, the lesson's locked coroutine): run by critsec's coroutines
     runtime with its counter and lock, or (``bare``) by
-    :func:`bare_round_robin` with a plain attribute and :class:`LeastLock`."""
+    :func:`bare_round_robin` with a plain attribute (``same_counter``:
+    critsec's counter) and :class:`LeastLock`."""
     import critsec
 
     share = n // tasks
     if bare:
-        box = Box()
+        box: Any = critsec.runtime("coroutines").counter(0) if same_counter else Box()
         if lock:
             least = LeastLock()
             made = [locked_increments(least, box, share) for _ in range(tasks)]
