@@ -22,7 +22,7 @@ import pytest
 
 import critsec
 from critsec.explorer import check, explore, replay
-from critsec.explorer._threads import default_user_code, including
+from critsec.explorer._usercode import default_user_code, including
 from critsec.runtimes import _core, _threads
 
 State = types.SimpleNamespace  # a bag of shared attributes for one schedule

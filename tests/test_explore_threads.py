@@ -24,8 +24,9 @@ import pytest
 import critsec
 from critsec.explorer import Event, ExplorationLimit, ScheduleStalled, explore, replay
 from critsec.explorer._scheduler import DFSStrategy, Scheduler
-from critsec.explorer._threads import BACKENDS, ThreadDriver, default_user_code, generated
+from critsec.explorer._threads import BACKENDS, ThreadDriver
 from critsec.explorer._trace import Recorder
+from critsec.explorer._usercode import default_user_code, generated
 from critsec.lab import _demo
 
 STRATEGIES = ["random", "pct", "dfs"]

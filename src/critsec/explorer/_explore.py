@@ -97,7 +97,7 @@ def _driver(kind: str, granularity: str, include: Sequence[str]) -> Driver:
                 "include applies to plain-function (thread) tasks only: generator and async "
                 "tasks switch only where they yield or await, in whatever module"
             )
-        from ._threads import including
+        from ._usercode import including
 
         return cls(granularity=granularity, user_code=including(include))  # type: ignore[no-any-return]
     return cls(granularity=granularity)  # type: ignore[no-any-return]

@@ -90,8 +90,8 @@ from ._access import (
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._fairness import Rounds
 from ._scheduler import Scheduler
-from ._threads import default_user_code, generated
 from ._trace import Event, Recorder
+from ._usercode import default_user_code, generated
 
 __all__ = [
     "GeneratorDriver",
@@ -112,7 +112,7 @@ _user_file = functools.lru_cache(maxsize=4096)(default_user_code)
 
 
 def is_user_code(code: types.CodeType) -> bool:
-    """Whether ``code`` is the user's (see ``_threads.default_user_code``)."""
+    """Whether ``code`` is the user's (see ``_usercode.default_user_code``)."""
     return _user_file(code.co_filename) and not generated(code)
 
 

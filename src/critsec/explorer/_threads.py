@@ -12,25 +12,18 @@ asks ``Scheduler.branch`` who runs next and, if that is another task, hands
 the baton over and sleeps until it gets it back. Exactly one thread runs
 user code at any moment, so the run is as deterministic as the choices.
 
-Switch points are the instructions of the *user's* code -- placed with
-``sys.monitoring`` instruction events on 3.12+ and ``sys.settrace`` opcode
-events on 3.11 (see :data:`BACKEND`) -- or only its line starts with
-``granularity="line"``. Not every instruction: one that only touches the
-frame's own stack and locals (``LOAD_FAST``, ``LOAD_CONST``, jumps, ...)
-cannot be observed by another task, so switching before it is the same as
-switching before the next one that can; only the others are switch points
+Switch points are the instructions of the *user's* code (whose code is
+which: :mod:`._usercode`), placed by a backend (:mod:`._backends`:
+``sys.monitoring`` instruction events on 3.12+, ``sys.settrace`` opcode
+events on 3.11) -- or only its line starts with ``granularity="line"``.
+Not every instruction: one that only touches the frame's own stack and
+locals (``LOAD_FAST``, ``LOAD_CONST``, jumps, ...) cannot be observed by
+another task, so switching before it is the same as switching before the
+next one that can; only the others are switch points
 (:data:`_LOCAL_ONLY`). That cheapest of partial-order reductions divides
 the decisions of a schedule by about three, and the schedules ``dfs`` must
-try by far more. The standard library, installed packages and
-critsec itself run without switch points: a ``queue.Queue.put`` is one step
-for the explorer, its internal locking cannot be interleaved -- that is
-what makes a schedule small enough to search, and it is the same choice as
-frontrun's and Lincheck's (library operations are atomic unless they
-block). Which files are "the user's" is a predicate
-(:func:`default_user_code`), overridable per driver; ``explore(...,
-include=("critsec.runtimes",))`` adds the code of named modules to it
-(:func:`including`), to explore a library's own critical sections --
-critsec's test suite checks its threads runtime that way.
+try by far more. Library code runs without switch points: a
+``queue.Queue.put`` is one step for the explorer.
 
 Blocking never really blocks: the standard primitives are replaced, during
 a schedule, by controlled ones (:mod:`._patches`) through which a task that
@@ -81,13 +74,9 @@ from __future__ import annotations
 
 import _thread
 import dis
-import importlib.util
 import linecache
 import os
-import queue
-import site
 import sys
-import sysconfig
 import threading
 import time
 import types
@@ -113,13 +102,15 @@ from ._access import (
     peek_written,
     property_code,
 )
+from ._backends import BACKEND, BACKENDS, Monitoring, Tracer
 from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, task_names
 from ._fairness import Rounds
 from ._patches import Abandoned, Control, StandIns, Waitable, Window
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
+from ._usercode import EXPLORE_DIR, default_user_code, generated
 
-__all__ = ["BACKEND", "BACKENDS", "ThreadDriver", "default_user_code", "generated", "including"]
+__all__ = ["BACKEND", "BACKENDS", "ThreadDriver"]
 
 _allocate_baton = _thread.allocate_lock  # never the patched one
 _real_monotonic = time.monotonic  # the driver's watchdog: never the virtual clock
@@ -128,104 +119,6 @@ _real_monotonic = time.monotonic  # the driver's watchdog: never the virtual clo
 #: ``_Schedule.go``): no step of a schedule takes that long unless a task
 #: blocks for real.
 STALL_SECONDS = 30.0
-
-# -- whose code is it? -------------------------------------------------------------
-
-_EXPLORE_DIR = os.path.dirname(os.path.abspath(__file__))
-_CRITSEC_DIR = os.path.dirname(_EXPLORE_DIR)
-
-
-def _library_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    dirs.update(site.getsitepackages())
-    dirs.add(os.path.dirname(os.__file__))
-    return tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
-
-
-_LIBRARY_DIRS = _library_dirs()
-_CRITSEC_PREFIX = os.path.join(os.path.realpath(_CRITSEC_DIR), "")
-
-
-def default_user_code(filename: str) -> bool:
-    """True for a file whose code the explorer switches inside: anything
-    but the standard library, installed packages (site-packages) and
-    critsec itself (the lab explores its lesson with ``include=``, like any
-    library's code). Of the pseudo-files, ``"<frozen ...>"`` is not the user's; the
-    others are (``"<stdin>"``, ``"<doctest ...>"``, and ``"<string>"``, what
-    ``exec`` and ``compile`` run by default -- less the methods that
-    dataclasses and namedtuple generate there: :func:`generated`). Pure:
-    safe to call from any thread."""
-    if filename.startswith("<"):
-        return not filename.startswith("<frozen")
-    path = os.path.realpath(filename)
-    return not path.startswith((_CRITSEC_PREFIX, *_LIBRARY_DIRS))
-
-
-def generated(code: types.CodeType) -> bool:
-    """Whether ``code`` is a method the standard library generated with
-    ``exec`` under the default filename ``"<string>"``: a dataclass's
-    (made in ``__create_fn__``) or a namedtuple's ``__new__``. Not the
-    user's code, though the filename says nothing."""
-    return code.co_filename == "<string>" and (
-        code.co_qualname.startswith("__create_fn__") or "_tuple_new" in code.co_names
-    )
-
-
-def _module_paths(name: str) -> tuple[str, ...]:
-    """The real paths of module ``name``'s code: its file, or a package's
-    directories (each ending in a separator, so that they are prefixes)."""
-    if not isinstance(name, str):
-        raise TypeError(f"include takes module names (str), got {type(name).__name__}")
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError) as exc:
-        raise ValueError(f"include: no module named {name!r} ({exc})") from None
-    if spec is None:
-        raise ValueError(f"include: no module named {name!r}")
-    if spec.submodule_search_locations:
-        dirs = spec.submodule_search_locations
-        paths = tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
-    elif spec.origin and os.path.isfile(spec.origin):
-        paths = (os.path.realpath(spec.origin),)
-    elif spec.origin == "frozen":  # its code's filename, e.g. "<frozen _collections_abc>"
-        return (f"<frozen {name}>",)
-    else:
-        raise ValueError(f"include: module {name!r} has no Python source to switch inside")
-    explorer = os.path.join(os.path.realpath(_EXPLORE_DIR), "")
-    if any(p.startswith(explorer) or explorer.startswith(p) for p in paths):
-        # Its batons and controlled primitives are what makes one task run
-        # at a time: switching inside them would break that.
-        raise ValueError(f"include: the explorer cannot switch inside its own code ({name!r})")
-    return paths
-
-
-def including(
-    modules: Sequence[str], base: Callable[[str], bool] = default_user_code
-) -> Callable[[str], bool]:
-    """A ``user_code`` predicate: ``base``, plus the code of ``modules`` --
-    module names (``"critsec.runtimes._core"``) or package names, which
-    include every submodule (``"critsec.runtimes"``); frozen modules too
-    (``"_collections_abc"``, where ``MutableMapping.setdefault`` and the
-    other mixin methods of ``collections.UserDict`` live). Names are resolved
-    now (``ValueError`` for an unknown one); nothing is imported but the
-    parents of a dotted name. Pure: safe to call from any thread."""
-    if isinstance(modules, str):
-        raise TypeError(f"include takes a sequence of module names, not a str: ({modules!r},)")
-    paths = tuple(p for name in modules for p in _module_paths(name))
-    if not paths:
-        return base
-
-    def user_code(filename: str) -> bool:
-        if base(filename):
-            return True
-        if filename.startswith("<"):
-            return filename in paths  # a frozen module's
-        path = os.path.realpath(filename)
-        return any(path == p or (p.endswith(os.sep) and path.startswith(p)) for p in paths)
-
-    return user_code
-
 
 # -- switch points: the instructions another task could observe ------------------
 
@@ -359,7 +252,7 @@ class _Schedule(Control):
         self.repr = ShortRepr(self.names)
         self.codes: dict[types.CodeType, _CodeInfo | None] = driver._codes
         self.opcodes = driver.granularity == "opcode"
-        self.backend: _Monitoring | None = None  # None: sys.settrace
+        self.backend: Monitoring | None = None  # None: sys.settrace
         self.rounds = Rounds(scheduler, lambda task: self.tasks[task].name)
 
     # -- Control (called by the controlled primitives) --------------------------------
@@ -409,7 +302,7 @@ class _Schedule(Control):
         frame, api = self._user_frame()
         t.blocked_at = _where(frame) if frame is not None else ("", "")
         t.blocked_in = ""
-        if api is not None and not api.f_code.co_filename.startswith(_EXPLORE_DIR):
+        if api is not None and not api.f_code.co_filename.startswith(EXPLORE_DIR):
             obj = api.f_locals.get("self", MISSING)
             owner = "" if obj is MISSING else f"{self.names.of(obj)}."
             t.blocked_in = f" (in {owner}{api.f_code.co_name})"
@@ -446,7 +339,7 @@ class _Schedule(Control):
         frames) if it is the user's, else None: a lock taken inside
         ``queue.Queue.put`` is the queue's business, not a trace step."""
         frame: types.FrameType | None = sys._getframe(2)
-        while frame is not None and frame.f_code.co_filename.startswith(_EXPLORE_DIR):
+        while frame is not None and frame.f_code.co_filename.startswith(EXPLORE_DIR):
             frame = frame.f_back
         if frame is None or self.info(frame.f_code) is None:
             return None
@@ -560,7 +453,7 @@ class _Schedule(Control):
         caller = frame.f_back
         while caller is not None:
             code = caller.f_code
-            if code.co_filename.startswith(_EXPLORE_DIR):
+            if code.co_filename.startswith(EXPLORE_DIR):
                 return False  # the task's start, or a controlled primitive
             if self.info(code) is None:
                 return True
@@ -724,7 +617,7 @@ class _Schedule(Control):
             if t.abandoned:
                 return
             if self.backend is None:  # sys.settrace: per thread, installed here
-                sys.settrace(_Tracer(self, t).on_call)
+                sys.settrace(Tracer(self, t).on_call)
             try:
                 t.fn(self.state)
             finally:
@@ -858,180 +751,7 @@ def _walk_tb(tb: types.TracebackType | None) -> list[tuple[types.FrameType, int]
     return out
 
 
-class _Tracer:
-    """The ``sys.settrace`` functions of one task thread."""
-
-    def __init__(self, schedule: _Schedule, task: _Task) -> None:
-        self.schedule = schedule
-        self.task = task
-        self.opcodes = schedule.opcodes
-
-    def on_call(self, frame: types.FrameType, event: str, arg: Any) -> Any:
-        schedule, t = self.schedule, self.task
-        code = frame.f_code
-        if schedule.info(code) is None:  # not the user's code: no switch points inside
-            if (t.expect is not None and code is t.expect[0]) or _is_sync_api(code):
-                on_return = schedule.library_call(t, frame)
-                if on_return is not None:
-                    frame.f_trace_lines = False
-                    return _return_tracer(on_return)
-            return None
-        if self.opcodes:
-            # f_trace first: on 3.12+ setting f_trace_opcodes only instruments
-            # the code if the frame already has its local tracer.
-            frame.f_trace = self.on_event
-            frame.f_trace_opcodes = True
-            frame.f_trace_lines = False
-        return self.on_event
-
-    def on_event(self, frame: types.FrameType, event: str, arg: Any) -> Any:
-        if event == "opcode":
-            self.schedule.step(self.task, frame, frame.f_lasti)
-        elif event == "line":
-            self.schedule.step(self.task, frame, -1)
-        return self.on_event
-
-
-def _is_sync_api(code: types.CodeType) -> bool:
-    """Code of ``threading``, ``queue`` or critsec's runtimes: the user's calls
-    into it are synchronisation steps worth a row in the trace."""
-    return code.co_filename in _SYNC_FILES or code.co_filename.startswith(_RUNTIMES_DIR)
-
-
-_SYNC_FILES = frozenset({threading.__file__, queue.__file__})
-_RUNTIMES_DIR = os.path.join(_CRITSEC_DIR, "runtimes", "")
-
-
-def _return_tracer(on_return: Callable[[Any], None]) -> Callable[..., Any]:
-    def trace(frame: types.FrameType, event: str, arg: Any) -> Any:
-        if event != "return":
-            return trace
-        on_return(arg)
-        return None
-
-    return trace
-
-
-_monitoring: Any = getattr(sys, "monitoring", None)  # 3.12+
-#: The ``user_code`` predicate under which ``_Monitoring.on_start`` last
-#: returned DISABLE for code it found not to be the user's.
-_disabled_under: Callable[[str], bool] | None = None
-
-
-class _Monitoring:
-    """The ``sys.monitoring`` backend (3.12+) for one schedule.
-
-    Events are process-wide, so each callback first finds the task of the
-    calling thread and returns at once for any other thread. ``PY_START``
-    is on for all code while the schedule runs; instruction (or line)
-    events are switched on per code object, for the user's code only, the
-    first time a task enters it, and all of it is switched off again at the
-    end: nothing stays instrumented after the schedule.
-    """
-
-    #: Tool ids to try, in order (0-2 and 5 are the conventional debugger,
-    #: coverage, profiler and optimizer ids).
-    TOOL_IDS = (4, 3, 5, 2, 1, 0)
-
-    def __init__(self, schedule: _Schedule) -> None:
-        self.schedule = schedule
-        self.enabled: set[types.CodeType] = set()  # instruction or line events
-        self.watched: set[types.CodeType] = set()  # return events
-        # (code, task) -> what to do when that call returns.
-        self.returns: dict[tuple[types.CodeType, int], Callable[[Any], None]] = {}
-        events = _monitoring.events
-        self.step_event = events.INSTRUCTION if schedule.opcodes else events.LINE
-        self.tool = -1
-
-    def __enter__(self) -> _Monitoring:
-        m, events = _monitoring, _monitoring.events
-        free = [tool for tool in self.TOOL_IDS if m.get_tool(tool) is None]
-        if not free:
-            raise RuntimeError(
-                "every sys.monitoring tool id is taken (by debuggers, coverage, profilers): "
-                "the explorer needs one to place its switch points"
-            )
-        self.tool = free[0]
-        m.use_tool_id(self.tool, "critsec explorer")
-        # A DISABLE outlives the tool: code found not to be the user's under
-        # another predicate (before an explore with include=) must be seen
-        # again. Under the same one, it stays off (restarting is not free:
-        # it re-enables every tool's events, coverage's too).
-        global _disabled_under
-        if _disabled_under is not self.schedule.driver.user_code:
-            if _disabled_under is not None:
-                m.restart_events()
-            _disabled_under = self.schedule.driver.user_code
-        m.register_callback(self.tool, events.PY_START, self.on_start)
-        m.register_callback(self.tool, events.PY_RETURN, self.on_return)
-        if self.schedule.opcodes:
-            m.register_callback(self.tool, events.INSTRUCTION, self.on_instruction)
-        else:
-            m.register_callback(self.tool, events.LINE, self.on_line)
-        m.set_events(self.tool, events.PY_START)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        m, events = _monitoring, _monitoring.events
-        m.set_events(self.tool, 0)
-        for code in self.enabled | self.watched:
-            m.set_local_events(self.tool, code, 0)
-        for event in (events.PY_START, events.PY_RETURN, events.INSTRUCTION, events.LINE):
-            m.register_callback(self.tool, event, None)
-        m.free_tool_id(self.tool)
-
-    def _task(self) -> _Task | None:
-        t = self.schedule.by_ident.get(threading.get_ident())
-        return None if t is None or t.finished else t
-
-    def on_start(self, code: types.CodeType, offset: int) -> Any:
-        t = self._task()
-        if t is None:
-            return None
-        schedule = self.schedule
-        if schedule.info(code) is not None:
-            if code not in self.enabled:
-                self.enabled.add(code)
-                _monitoring.set_local_events(self.tool, code, self.step_event)
-            return None
-        if (t.expect is None or code is not t.expect[0]) and not _is_sync_api(code):
-            # Never interesting: stop the event for this code (until the
-            # events are switched off at the end of the schedule).
-            return _monitoring.DISABLE
-        on_return = schedule.library_call(t, sys._getframe(1))
-        if on_return is not None:
-            self.returns[code, t.index] = on_return
-            if code not in self.watched:
-                self.watched.add(code)
-                _monitoring.set_local_events(self.tool, code, _monitoring.events.PY_RETURN)
-        return None
-
-    def on_return(self, code: types.CodeType, offset: int, value: Any) -> None:
-        t = self._task()
-        if t is not None and (on_return := self.returns.pop((code, t.index), None)):
-            on_return(value)
-
-    def on_instruction(self, code: types.CodeType, offset: int) -> None:
-        t = self._task()
-        if t is not None:
-            self.schedule.step(t, sys._getframe(1), offset)
-
-    def on_line(self, code: types.CodeType, line: int) -> None:
-        t = self._task()
-        if t is not None:
-            self.schedule.step(t, sys._getframe(1), -1)
-
-
 # -- the driver -------------------------------------------------------------------------------
-
-#: The ways to place switch points on this Python.
-BACKENDS = ("monitoring", "settrace") if _monitoring is not None else ("settrace",)
-#: The default: ``sys.monitoring`` where it exists. Measured on 3.13 (two
-#: tasks, PCT, best of 5 runs): a three-line locked increment takes 0.33 ms
-#: per schedule against 0.43 ms with ``sys.settrace``, a 200-iteration loop
-#: 35 ms against 51 ms -- monitoring switches off the call event of library
-#: code after its first call and never builds frame objects for events.
-BACKEND = BACKENDS[0]
 
 
 class ThreadDriver(Driver):
@@ -1118,5 +838,5 @@ class ThreadDriver(Driver):
     def _placing_switch_points(self, schedule: _Schedule) -> AbstractContextManager[Any]:
         if self.backend == "settrace":
             return nullcontext()  # each task thread installs its tracer itself
-        schedule.backend = _Monitoring(schedule)
+        schedule.backend = Monitoring(schedule)
         return schedule.backend
