@@ -63,7 +63,7 @@ def test_a_global_read_before_a_call_keeps_the_container_of_a_subscript() -> Non
     assert Access("read", "attr", "items", ("global", "box")) in accesses
     [item] = subscripts(index_by_call)
     assert item.obj == ("attr", ("global", "box"), "items")
-    assert item.key is None  # a call's result: not followed
+    assert item.key == ("call", ("global", "len"))  # a call's result: never evaluated
 
 
 def test_a_method_call_in_a_key_keeps_the_container() -> None:

@@ -77,8 +77,12 @@ MISSING: Any = object()
 # -- what an instruction touches: a symbolic stack over dis, once per code object --
 
 # An expression whose value is on the stack: ("fast"|"deref"|"global", name),
-# ("const", value), ("attr", expr, name), ("subscr", expr, expr); None when not known.
+# ("const", value), ("attr", expr, name), ("subscr", expr, expr); None when not
+# known. Only for operands (see ``analyse``), never evaluated: ("call", expr)
+# a call's result, ("iter", expr) an iterator over expr, ("exit", expr) the
+# ``__exit__`` of a with statement's context manager.
 Expr = tuple[Any, ...] | None
+_OPAQUE_KINDS = frozenset({"call", "iter", "exit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +105,22 @@ _NULL_AFTER_GLOBAL = sys.version_info >= (3, 13)  # "x + NULL" instead of "NULL 
 _METHOD_FLAG_IN_LOAD_ATTR = sys.version_info >= (3, 12)
 
 
-def analyse(code: types.CodeType) -> dict[int, Access]:
+def analyse(
+    code: types.CodeType, operands: dict[int, tuple[Expr, ...]] | None = None
+) -> dict[int, Access]:
     """Offset -> what the instruction there reads or writes, for the
     instructions that touch shared state. A linear pass with a symbolic
     stack, reset at jump targets; what cannot be followed becomes None
-    (the access is then simply not shown). Pure; callers cache it."""
+    (the access is then simply not shown). Pure; callers cache it.
+
+    ``operands``, if given, is filled with what some other instructions
+    work on, for partial-order reduction (:mod:`._footprints`): a binary
+    operator's two operands, a call's callable, ``GET_ITER``'s iterable,
+    ``FOR_ITER``'s iterator."""
     accesses: dict[int, Access] = {}
     stack: list[Expr] = []
+    noted: dict[int, tuple[Expr, ...]] = {} if operands is None else operands
+    calling: Expr = None  # 3.11: the callable, seen at PRECALL, for the CALL after it
 
     def top(n: int = 1) -> Expr:
         return stack[-n] if len(stack) >= n else None
@@ -116,10 +129,12 @@ def analyse(code: types.CodeType) -> dict[int, Access]:
         del stack[max(0, len(stack) - n) :]
 
     for ins in dis.get_instructions(code):
-        if ins.is_jump_target:
-            stack = []
         op, arg, name = ins.opname, ins.arg, ins.argval
         at = ins.offset
+        if ins.is_jump_target and op != "FOR_ITER":
+            # (A loop's head keeps its iterator: the body leaves the stack as
+            # it found it, so the fall-through path's stack is the loop's.)
+            stack = []
         if op == "LOAD_GLOBAL" or op == "LOAD_NAME":
             accesses[at] = Access("read", "global", name)
             expr: Expr = ("global", name)
@@ -168,9 +183,33 @@ def analyse(code: types.CodeType) -> dict[int, Access]:
             pop(1)
         elif op == "BEFORE_WITH":
             # Only checked (a primitive made outside the schedule), not shown.
-            accesses[at] = Access("use", "with", "", top())
+            manager = top()
+            accesses[at] = Access("use", "with", "", manager)
             pop(1)
-            stack += [None, None]
+            stack += [None if manager is None else ("exit", manager), None]
+        elif op in ("PRECALL", "CALL") and arg is not None:
+            # The callable: below the arguments, under a NULL or self slot
+            # (3.11, 3.12: NULL/method, callable/self; 3.13: callable, self/NULL).
+            if op == "PRECALL" or calling is None:
+                deep, shallow = top(arg + 2), top(arg + 1)
+                calling = deep if deep is not None else shallow
+            if op == "CALL":
+                noted[at] = (calling,)
+                pop(arg + 2)
+                stack.append(None if calling is None else ("call", calling))
+                calling = None
+        elif op == "GET_ITER":
+            iterable = top()
+            noted[at] = (iterable,)
+            pop(1)
+            stack.append(None if iterable is None else ("iter", iterable))
+        elif op == "FOR_ITER":
+            noted[at] = (top(),)
+            stack.append(None)
+        elif op == "BINARY_OP":
+            noted[at] = (top(2), top(1))
+            pop(2)
+            stack.append(None)
         elif op == "BINARY_SUBSCR":
             container, key = top(2), top(1)
             accesses[at] = Access("read", "subscr", "", container, key)
@@ -187,6 +226,15 @@ def analyse(code: types.CodeType) -> dict[int, Access]:
             test = "not in" if arg is not None and arg & 1 else "in"
             accesses[at] = Access("read", "subscr", "", top(1), top(2), op=test)
             pop(2)
+            stack.append(None)
+        elif op in ("POP_TOP", "STORE_FAST"):  # (a value leaves: the rest stays known)
+            pop(1)
+        elif op == "STORE_FAST_STORE_FAST":
+            pop(2)
+        elif op == "STORE_FAST_LOAD_FAST":
+            pop(1)
+            stack.append(("fast", name[1]))
+        elif op == "PUSH_NULL":
             stack.append(None)
         elif op == "COPY" and arg:
             stack.append(top(arg))
@@ -250,7 +298,7 @@ def peek_attr(obj: Any, name: str) -> Any:
 
 def evaluate(expr: Expr, frame: types.FrameType) -> Any:
     """The value of ``expr`` in ``frame`` now, peeked; ``MISSING`` if unknown."""
-    if expr is None:
+    if expr is None or expr[0] in _OPAQUE_KINDS:
         return MISSING
     kind = expr[0]
     if kind == "const":

@@ -93,6 +93,12 @@ class Driver:
     #: The kind of task it runs: "blocking", "generator" or "async"
     kind = ""
 
+    @property
+    def describes_steps(self) -> bool:
+        """Whether it tells the scheduler what each step touches
+        (``Scheduler.declare``), so that ``dfs`` can reduce."""
+        return False
+
     def __init__(self, granularity: str = "opcode") -> None:
         # Only threads switch inside a task's code; generator and asyncio
         # tasks switch where they yield or await, whatever the granularity.

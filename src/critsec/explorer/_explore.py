@@ -107,7 +107,7 @@ def _search(
     setup: Callable[[], Any],
     tasks: Sequence[Callable[..., Any]],
     invariant: Callable[[Any], bool],
-    strategy: Strategy,
+    strategy_for: Callable[[Driver], Strategy],
     *,
     max_schedules: int,
     seed: int,
@@ -124,6 +124,7 @@ def _search(
     if not tasks:
         raise ValueError("explore needs at least one task")
     driver = _driver(common_kind(tasks), granularity, include)
+    strategy = strategy_for(driver)
     names = task_names(tasks)
     rng = random.Random(seed)
     started = time.monotonic()
@@ -157,7 +158,7 @@ def _search(
         if not scheduler.choices:  # a single path: nothing else to explore
             exhausted = True
             break
-        if not strategy.end(scheduler.steps):
+        if not strategy.end(scheduler.steps, scheduler.trail or ()):
             exhausted = strategy.exhausted
             break
         if deadline is not None and time.monotonic() >= deadline:
@@ -191,6 +192,7 @@ def explore(
     max_steps: int | None = None,
     depth: int | Sequence[int] | None = None,
     include: Sequence[str] = (),
+    reduction: bool | None = None,
 ) -> Result:
     """Run ``tasks`` under a controlled scheduler, schedule after schedule,
     until one breaks ``invariant`` (or raises, or deadlocks).
@@ -208,7 +210,10 @@ def explore(
     makes the search reproducible (None: a fresh one, reported in the
     result); ``max_schedules`` and ``timeout`` (seconds) bound the search;
     ``max_steps`` bounds one schedule; ``depth`` is PCT's bug depth (a sequence: taken
-    in turn, one per schedule).
+    in turn, one per schedule). ``reduction`` (default on): ``dfs`` on
+    thread tasks skips the schedules that only reorder steps touching
+    nothing in common (partial-order reduction); ``exhausted`` is still a
+    proof, within ``preemption_bound``.
     ``include``: names of modules (a package: with its submodules) whose
     code also gets switch points, for thread tasks -- by default the
     standard library, installed packages and critsec run without any, each
@@ -227,6 +232,7 @@ def explore(
         granularity=granularity,
         max_steps=max_steps,
         depth=None if depth is None else depth if isinstance(depth, int) else tuple(depth),
+        reduction=reduction,
     )
     strategy, max_schedules, timeout = settings.strategy, settings.max_schedules, settings.timeout
     preemption_bound = settings.preemption_bound
@@ -244,7 +250,12 @@ def explore(
         setup,
         tasks,
         invariant,
-        make_strategy(strategy, preemption_bound=preemption_bound, depth=settings.depth),
+        lambda driver: make_strategy(
+            strategy,
+            preemption_bound=preemption_bound,
+            depth=settings.depth,
+            reduction=settings.reduction and driver.describes_steps,
+        ),
         max_schedules=max_schedules,
         seed=seed,
         timeout=timeout,
@@ -275,7 +286,7 @@ def replay(
         setup,
         tasks,
         invariant,
-        ReplayStrategy(choices),
+        lambda driver: ReplayStrategy(choices),
         max_schedules=1,
         seed=0,
         timeout=None,

@@ -37,10 +37,14 @@ from __future__ import annotations
 import base64
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .._errors import CritsecError
+
+if TYPE_CHECKING:
+    from ._dpor import Footprint
 
 __all__ = [
     "LIVELOCK_SPINS",
@@ -78,6 +82,9 @@ class Strategy:
     ``end`` after; ``end`` returns False when there is nothing left to try."""
 
     name = ""
+    #: Whether it wants every step (``stepped``) and their footprints
+    #: (``Scheduler.trail``, passed to ``end``): partial-order reduction does.
+    observes_steps = False
 
     def begin(self, rng: random.Random) -> None:
         self.rng = rng
@@ -85,7 +92,10 @@ class Strategy:
     def choose(self, runnable: Sequence[int], current: int | None) -> int:
         raise NotImplementedError
 
-    def end(self, steps: int) -> bool:
+    def stepped(self, runnable: Sequence[int], current: int | None, choice: int) -> None:
+        """Every step, forced moves too (if ``observes_steps``)."""
+
+    def end(self, steps: int, trail: Sequence[Footprint] = ()) -> bool:
         return True
 
     def yielded(self, task: int) -> None:
@@ -154,7 +164,7 @@ class PCTStrategy(Strategy):
             self.priority[current] = self.depth - 1 - rank
         return max(runnable, key=self._priority)
 
-    def end(self, steps: int) -> bool:
+    def end(self, steps: int, trail: Sequence[Footprint] = ()) -> bool:
         self.expected_steps = max(self.expected_steps, self.step)
         return True
 
@@ -223,7 +233,7 @@ class DFSStrategy(Strategy):
         self.depth += 1
         return choice
 
-    def end(self, steps: int) -> bool:
+    def end(self, steps: int, trail: Sequence[Footprint] = ()) -> bool:
         del self.path[self.depth :]  # decisions past a failure are not ours to revisit
         while self.path:
             node = self.path[-1]
@@ -273,13 +283,23 @@ STRATEGIES = ("random", "pct", "dfs")
 
 
 def make_strategy(
-    name: str, *, preemption_bound: int | None = None, depth: int | Sequence[int] = (3, 4, 5)
+    name: str,
+    *,
+    preemption_bound: int | None = None,
+    depth: int | Sequence[int] = (3, 4, 5),
+    reduction: bool = False,
 ) -> Strategy:
+    """``reduction``: ``dfs`` with partial-order reduction (for a driver
+    that describes its steps' footprints)."""
     if name == "random":
         return RandomStrategy()
     if name == "pct":
         return PCTStrategy(depth)
     if name == "dfs":
+        if reduction:
+            from ._dpor import DPORStrategy
+
+            return DPORStrategy(preemption_bound)
         return DFSStrategy(preemption_bound)
     raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
 
@@ -322,6 +342,13 @@ class Scheduler:
         self.choices: list[int] = []
         self.spinner: int | None = None  # spun since the last decision
         self.idle_spins = 0
+        #: What each step touched, for a strategy that reduces (else None):
+        #: the driver describes the step under way (``declare``, ``touch``).
+        self.trail: list[Footprint] | None = None
+        if strategy.observes_steps:
+            from ._dpor import Footprint  # (which imports this module)
+
+            self.trail, self._footprint = [], Footprint
 
     def spun(self, task: int) -> bool:
         """Driver: ``task`` spins (see above). True once it is a livelock."""
@@ -334,7 +361,35 @@ class Scheduler:
         """Driver: a task made progress (not a spin): no livelock yet."""
         self.idle_spins = 0
 
-    def branch(self, runnable: Sequence[int], current: int | None) -> int:
+    def declare(
+        self,
+        reads: Iterable[Hashable] = (),
+        writes: Iterable[Hashable] = (),
+        reads_all: bool = False,
+    ) -> None:
+        """Driver: the step under way touches only these places (and, with
+        ``reads_all``, may read anything). Unsaid, a step may touch anything."""
+        if self.trail:
+            step = self.trail[-1]
+            step.opaque, step.reads_all = False, reads_all
+            step.reads.update(reads)
+            step.writes.update(writes)
+
+    def declare_opaque(self) -> None:
+        """Driver: the step under way may touch anything after all."""
+        if self.trail:
+            self.trail[-1].opaque = True
+
+    def touch(self, place: Hashable) -> None:
+        """Driver: the step under way also writes ``place`` (a lock taken or
+        released, a wait begun)."""
+        if self.trail:
+            self.trail[-1].writes.add(place)
+
+    def branch(self, runnable: Sequence[int], current: int | None, continues: bool = False) -> int:
+        """Who runs next, of ``runnable``; ``current`` ran last. ``continues``:
+        no switch point, only a step counted -- ``current`` goes on, and for
+        the trail its step goes on too."""
         if not runnable:
             raise ValueError("branch() needs at least one runnable task")
         if self.spinner is not None:
@@ -351,9 +406,13 @@ class Scheduler:
                 "--max-steps on the command line)"
             )
         if len(runnable) == 1:
-            return runnable[0]
-        choice = self.strategy.choose(runnable, current)
-        self.choices.append(choice)
+            choice = runnable[0]
+        else:
+            choice = self.strategy.choose(runnable, current)
+            self.choices.append(choice)
+        if self.trail is not None and not continues:
+            self.strategy.stepped(runnable, current, choice)
+            self.trail.append(self._footprint())
         return choice
 
 

@@ -50,6 +50,11 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _flag(text: str) -> bool:
+    words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    return words[text.lower()]  # KeyError is a LookupError, not a ValueError: see below
+
+
 def _seconds(text: str) -> float:
     seconds = float(text)
     if not 0 < seconds < float("inf"):
@@ -66,7 +71,9 @@ class Settings:
     one schedule; ``preemption_bound`` bounds ``dfs`` (None: no bound);
     ``depth`` is PCT's bug depth (a sequence: taken in turn, one per
     schedule); ``granularity``: thread tasks switch between ``"opcode"``\\ s
-    or ``"line"``\\ s of your code.
+    or ``"line"``\\ s of your code; ``reduction``: ``dfs`` skips schedules
+    that only reorder independent steps (partial-order reduction, for
+    thread tasks at opcode granularity; off: every schedule).
     """
 
     strategy: str = "pct"
@@ -76,6 +83,7 @@ class Settings:
     preemption_bound: int | None = None
     depth: int | tuple[int, ...] = (3, 4, 5)
     granularity: str = "opcode"
+    reduction: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +98,7 @@ class Settings:
             "preemption_bound": _bound,
             "depth": _depth,  # "3" or "3,4,5"
             "granularity": _one_of("opcode", "line"),
+            "reduction": _flag,  # 1/0, true/false, yes/no
         }
         found: dict[str, Any] = {}
         for name, parse in parsers.items():
@@ -99,7 +108,7 @@ class Settings:
                 continue
             try:
                 found[name] = parse(text.strip())
-            except ValueError:
+            except (ValueError, KeyError):
                 raise ValueError(f"{variable}={text!r} is not a valid {name}") from None
         return cls(**found)
 

@@ -105,6 +105,7 @@ from ._access import (
 from ._backends import BACKEND, BACKENDS, Monitoring, Tracer
 from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, task_names
 from ._fairness import Rounds
+from ._footprints import footprint
 from ._patches import Abandoned, Control, StandIns, Waitable, Window
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
@@ -159,18 +160,25 @@ class _CodeInfo:
     #: Each maps to the line of the jump back to it: the loop's own line
     #: (``while ...:``), where a spin is reported.
     heads: dict[int, int] = field(default_factory=dict)
+    #: offset -> (opname, argrepr) of each switch point, and what some work
+    #: on (``analyse``'s operands): for their footprints.
+    ops: dict[int, tuple[str, str]] = field(default_factory=dict)
+    operands: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
 
-def _switch_points(code: types.CodeType) -> tuple[frozenset[int], dict[int, int]]:
+def _switch_points(
+    code: types.CodeType,
+) -> tuple[frozenset[int], dict[int, int], dict[int, tuple[str, str]]]:
     instructions = list(dis.get_instructions(code))
-    points = frozenset(i.offset for i in instructions if i.opname not in _LOCAL_ONLY)
+    ops = {i.offset: (i.opname, i.argrepr) for i in instructions if i.opname not in _LOCAL_ONLY}
+    points = frozenset(ops)
     # 3.11 has POP_JUMP_BACKWARD_IF_*, 3.12+ JUMP_BACKWARD after a forward test.
     heads = {
         i.argval: i.positions.lineno if i.positions and i.positions.lineno else 0
         for i in instructions
         if "JUMP_BACKWARD" in i.opname
     }
-    return points, heads
+    return points, heads, ops
 
 
 # -- where a task is ---------------------------------------------------------------------
@@ -210,6 +218,8 @@ class _Task:
         # What it did since it last started a round of a loop: (kind, text)
         # of its events, for spin detection (._fairness).
         self.round: list[tuple[str, str]] = []
+        # What its steps loaded, called, iterated (see _footprints.footprint).
+        self.memo: dict[tuple[int, Any], Any] = {}
 
 
 # -- one schedule -------------------------------------------------------------------------
@@ -254,6 +264,11 @@ class _Schedule(Control):
         self.opcodes = driver.granularity == "opcode"
         self.backend: Monitoring | None = None  # None: sys.settrace
         self.rounds = Rounds(scheduler, lambda task: self.tasks[task].name)
+        #: Whether steps are described to the scheduler (``dfs`` reduces).
+        self.reducing = scheduler.trail is not None
+
+    def _users(self, code: types.CodeType) -> bool:
+        return self.info(code) is not None
 
     # -- Control (called by the controlled primitives) --------------------------------
 
@@ -378,7 +393,7 @@ class _Schedule(Control):
         if not runnable:
             return None
         try:
-            return self.scheduler.branch(runnable, self.last)
+            return self.scheduler.branch(runnable, self.last, continues=only is not None)
         except BaseException as exc:  # ExplorationLimit, ReplayMismatch: the driver re-raises
             self.error = exc
             return None
@@ -423,9 +438,13 @@ class _Schedule(Control):
         if info is None:
             return
         if info.accesses is None:
-            info.accesses = analyse(frame.f_code)
-            info.points, info.heads = _switch_points(frame.f_code)
+            info.accesses = analyse(frame.f_code, info.operands)
+            info.points, info.heads, info.ops = _switch_points(frame.f_code)
         if (offset in info.points or offset in info.heads) and self._in_library_call(frame):
+            # The user's code called back by a library: part of the library
+            # call's step, which may then do anything.
+            if self.reducing:
+                self.scheduler.declare_opaque()
             return
         if offset in info.heads:
             self._round(t, frame, offset, info.heads[offset], offset in info.points)
@@ -434,6 +453,12 @@ class _Schedule(Control):
         if offset not in info.points:
             return
         access = info.accesses.get(offset)
+        if self.reducing:
+            opname, argrepr = info.ops[offset]
+            operands = info.operands.get(offset)
+            touched = footprint(frame, opname, argrepr, access, operands, t.memo, self._users)
+            if touched is not None:
+                self.scheduler.declare(*touched)
         if access is not None:
             try:
                 self._access(t, frame, access)
@@ -616,6 +641,10 @@ class _Schedule(Control):
         try:
             if t.abandoned:
                 return
+            if self.reducing and isinstance(t.fn, types.FunctionType) and self.info(t.fn.__code__):
+                # Its first step: the call of the user's function, up to its
+                # first switch point (a library's function would be opaque).
+                self.scheduler.declare()
             if self.backend is None:  # sys.settrace: per thread, installed here
                 sys.settrace(Tracer(self, t).on_call)
             try:
@@ -768,6 +797,10 @@ class ThreadDriver(Driver):
     """
 
     kind = "blocking"
+
+    @property
+    def describes_steps(self) -> bool:
+        return self.granularity == "opcode"
 
     def __init__(
         self,

@@ -1,0 +1,312 @@
+"""What a thread task's step may touch, for partial-order reduction.
+
+A step of the threads driver runs one instruction that another task could
+observe -- the switch point it starts at -- and then only instructions
+that touch the frame's own stack and locals, up to the next switch point
+(see ``_threads._LOCAL_ONLY``). So what a step may touch is what that one
+instruction may touch. :func:`footprint` says it from the instruction and
+its operands, peeked in the live frame without running code, and says
+``None`` -- *opaque*, it may touch anything -- whenever it cannot be sure.
+A wrong "touches only this" would let ``dfs`` skip an order that matters
+and call a buggy program proven; a needless "opaque" only costs schedules.
+So:
+
+* a global is one place per name (``("global", name)``; globals of two
+  modules with one name share it), a closure variable one per name too;
+* an object is one place, whatever the attribute or item: ``obj.x``,
+  ``obj.__dict__["x"]`` and ``vars(obj)["x"]`` are all the same memory; a
+  read of an instance's attribute also reads its classes (it may come from
+  them). Only objects whose attribute access runs no code but Python's
+  own: a plain ``__getattribute__``/``__setattr__``, no descriptor but a
+  slot or a function -- or a property whose code is the user's (it runs
+  with switch points of its own) or critsec's (which touches only its
+  object). Dunder attributes (``__dict__``, ``__class__``) are opaque;
+* items of exact ``list``, ``dict`` and ``set`` objects (immutable
+  containers are no place at all); any other container is opaque;
+* ``with`` on a controlled ``Lock``/``RLock`` (or a ``Condition``, by its
+  lock) writes the lock; on anything else it is opaque;
+* operators, comparisons, iteration, unpacking, formatting read anything
+  (they may run C code that reads a container) and write nothing -- except
+  an in-place operator (``lst += ...`` mutates a list), which is opaque;
+* a call is opaque (C code and libraries may do anything), and so is
+  every instruction not named here.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from . import _patches
+from ._access import MISSING, Access, evaluate
+from ._usercode import is_sync_api
+
+__all__ = ["Touched", "footprint"]
+
+#: (places read, places written, reads anything); None: opaque.
+Touched = tuple[frozenset[Hashable], frozenset[Hashable], bool] | None
+
+_NOTHING: Touched = (frozenset(), frozenset(), False)
+_READS_ANYTHING: Touched = (frozenset(), frozenset(), True)
+
+#: Instructions that only read (their operands, and what C code reading
+#: them reads), never write, and call no library code that could.
+_READ_ONLY = frozenset(
+    {
+        "BINARY_OP", "COMPARE_OP", "CONTAINS_OP", "GET_ITER", "FOR_ITER", "END_FOR",
+        "UNARY_NEGATIVE", "UNARY_NOT", "UNARY_INVERT", "TO_BOOL",
+        "POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "POP_JUMP_FORWARD_IF_TRUE",
+        "POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_FALSE",
+        "JUMP_IF_TRUE_OR_POP", "JUMP_IF_FALSE_OR_POP",
+        "FORMAT_VALUE", "FORMAT_SIMPLE", "FORMAT_WITH_SPEC", "CONVERT_VALUE", "BUILD_STRING",
+        "BUILD_LIST", "BUILD_SET", "BUILD_MAP", "BUILD_CONST_KEY_MAP", "BUILD_SLICE",
+        "LIST_APPEND", "SET_ADD", "MAP_ADD", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE",
+        "DICT_MERGE", "LIST_TO_TUPLE", "UNPACK_SEQUENCE", "UNPACK_EX", "GET_LEN",
+        "BINARY_SLICE", "POP_ITER", "END_SEND",
+    }
+)  # fmt: skip
+#: Instructions that touch nothing shared (they make a function, a cell).
+_NONE_SHARED = frozenset(
+    {"LOAD_CLOSURE", "MAKE_FUNCTION", "SET_FUNCTION_ATTRIBUTE", "NOP", "LOAD_LOCALS"}
+)
+_IMMUTABLE = (tuple, str, bytes, frozenset, range, int, float, complex, bool, type(None))
+_CONTAINERS = (list, dict, set)
+
+
+#: Builtins that only read their arguments (and make new objects).
+_READING_BUILTINS = frozenset(
+    {
+        abs, all, any, ascii, bin, bool, bytes, callable, chr, complex, dict, divmod,
+        enumerate, float, format, frozenset, hash, hex, id, int, isinstance, issubclass,
+        len, list, max, min, oct, ord, pow, repr, reversed, round, set, sorted, str,
+        sum, tuple, type, zip,
+    }
+)  # fmt: skip
+_LOCK_METHODS = frozenset({"acquire", "release", "locked", "__enter__", "__exit__"})
+#: A ``range`` (an iterator over one): a fresh object no one else has.
+_RANGE = object()
+_SCALARS = (int, float, complex, bool, str, bytes, type(None))
+
+Memo = dict[tuple[int, Any], Any]
+
+
+def footprint(
+    frame: types.FrameType,
+    opname: str,
+    argrepr: str,
+    access: Access | None,
+    operands: tuple[Any, ...] | None,
+    memo: Memo,
+    users: Callable[[types.CodeType], bool],
+) -> Touched:
+    """What the instruction ``opname`` about to run in ``frame`` may touch.
+    ``access``: what :func:`~._access.analyse` found it reads or writes;
+    ``operands``: what it works on (``analyse``'s ``operands``); ``memo``:
+    this task's notes of what its earlier steps loaded, called, iterated
+    (the value stack cannot be peeked, so a value is known from the step
+    that loaded it: a load runs in the step it starts); ``users``: whether
+    code is the user's. Never raises; None when unsure."""
+    try:
+        if access is not None:
+            return _accessing(frame, access, memo, users)
+        if opname in _NONE_SHARED:
+            return _NOTHING
+        if opname in ("CALL", "PRECALL") and operands:
+            return _call(frame, operands[0], memo, users)
+        if opname == "GET_ITER" and operands:
+            return _get_iter(frame, operands[0], memo)
+        if opname == "FOR_ITER" and operands:
+            return _for_iter(frame, operands[0], memo, users)
+        if opname == "BINARY_OP" and operands:
+            return _binary(frame, operands, argrepr, memo)
+        if opname in _READ_ONLY:
+            return _READS_ANYTHING
+        return None
+    except Exception:  # peeking went wrong: say nothing
+        return None
+
+
+def _known(frame: types.FrameType, expr: Any, memo: Memo) -> Any:
+    """The value ``expr`` has on the stack now: a constant, a local (only
+    this task changes them), or what this task's step that loaded it saw;
+    ``MISSING`` if unknown."""
+    if expr is None:
+        return MISSING
+    if expr[0] in ("const", "fast"):
+        return evaluate(expr, frame)
+    return memo.get((id(frame), expr), MISSING)
+
+
+def _call(
+    frame: types.FrameType, callee: Any, memo: Memo, users: Callable[[types.CodeType], bool]
+) -> Touched:
+    if callee is not None and callee[0] == "exit":  # a with statement's end
+        manager = memo.get((id(frame), callee), MISSING)
+        lock = _lock_of(manager)
+        return None if lock is None else _one(("obj", id(lock)), True)
+    function = _known(frame, callee, memo)
+    if function is MISSING:
+        return None
+    memo[id(frame), ("call", callee)] = function
+    if function is range:
+        return _NOTHING
+    if isinstance(function, types.MethodType):
+        lock = _lock_of(function.__self__)
+        if lock is not None and function.__name__ in _LOCK_METHODS:
+            return _one(("obj", id(lock)), True)
+        function = function.__func__
+    if isinstance(function, types.FunctionType) and users(function.__code__):
+        return _NOTHING  # its own steps say what it touches
+    if function in _READING_BUILTINS:
+        return _READS_ANYTHING
+    return None
+
+
+def _get_iter(frame: types.FrameType, iterable: Any, memo: Memo) -> Touched:
+    if iterable is not None and iterable[0] == "call":
+        made = memo.get((id(frame), iterable), MISSING)
+        source = _RANGE if made is range else MISSING
+    else:
+        source = _known(frame, iterable, memo)
+    if source is MISSING:
+        return _READS_ANYTHING
+    memo[id(frame), ("iter", iterable)] = source
+    return (
+        _NOTHING
+        if source is _RANGE or type(source) in _CONTAINERS + _IMMUTABLE
+        else (_READS_ANYTHING)
+    )
+
+
+def _for_iter(
+    frame: types.FrameType, iterator: Any, memo: Memo, users: Callable[[types.CodeType], bool]
+) -> Touched:
+    source = memo.get((id(frame), iterator), MISSING)
+    if source is _RANGE or (source is not MISSING and type(source) in _IMMUTABLE):
+        return _NOTHING
+    if source is not MISSING and type(source) in _CONTAINERS:
+        return _one(("obj", id(source)), False)
+    if isinstance(source, types.GeneratorType):
+        return _NOTHING if users(source.gi_code) else None
+    return _READS_ANYTHING
+
+
+def _binary(frame: types.FrameType, operands: tuple[Any, ...], argrepr: str, memo: Memo) -> Touched:
+    left, right = (_known(frame, e, memo) for e in operands)
+    in_place = argrepr.endswith("=") and argrepr not in ("==", "!=", "<=", ">=")
+    if type(left) in _SCALARS and type(right) in _SCALARS:
+        return _NOTHING  # no one's code, nothing shared: a new value
+    if not in_place:
+        return _READS_ANYTHING
+    if left is not MISSING and type(left) in _CONTAINERS:
+        return (frozenset(), frozenset({("obj", id(left))}), True)
+    return None  # `x += y` on an object: its __iadd__, anyone's
+
+
+def _lock_of(obj: Any) -> Any:
+    """The controlled lock a ``with`` on ``obj`` takes (a Condition's
+    lock), or None."""
+    if isinstance(obj, _patches.Condition):
+        obj = getattr(obj, "_lock", None)
+    return obj if type(obj) in (_patches.Lock, _patches.RLock) else None
+
+
+def _accessing(
+    frame: types.FrameType, access: Access, memo: Memo, users: Callable[[types.CodeType], bool]
+) -> Touched:
+    what, writes = access.what, access.kind == "write"
+    if what in ("global", "deref"):
+        if not writes:  # what the load about to run gets
+            memo[id(frame), (what, access.name)] = evaluate((what, access.name), frame)
+        return _one((what, access.name), writes)
+    obj = evaluate(access.obj, frame)
+    if obj is MISSING:
+        return None
+    if what == "with":
+        memo[id(frame), ("exit", access.obj)] = obj
+        lock = _lock_of(obj)
+        return None if lock is None else _one(("obj", id(lock)), True)
+    if what == "subscr":  # (``key in obj`` too)
+        if type(obj) in _IMMUTABLE:
+            return _NOTHING
+        if type(obj) in _CONTAINERS:
+            return _one(("obj", id(obj)), writes)
+        return None
+    touched = _attribute(obj, access.name, writes, users)
+    if touched is not None and not writes:
+        value = evaluate(("attr", access.obj, access.name), frame)
+        if value is not MISSING:
+            memo[id(frame), ("attr", access.obj, access.name)] = value
+    return touched
+
+
+def _attribute(
+    obj: Any, name: str, writes: bool, users: Callable[[types.CodeType], bool]
+) -> Touched:
+    if name.startswith("__") and name.endswith("__"):
+        return None
+    if isinstance(obj, types.ModuleType):
+        # A module's attributes are its globals, which its own code reaches
+        # by name (STORE_GLOBAL): the same place.
+        return _one(("global", name), writes)
+    cls = type(obj)
+    if isinstance(obj, type):
+        if cls is not type:
+            return None  # a metaclass's access may be anyone's code
+    elif _overrides(cls, "__getattribute__") or (writes and _overrides(cls, "__setattr__")):
+        return None
+    found_anywhere = False
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            found = klass.__dict__[name]
+            if isinstance(found, property):
+                accessor = found.fset if writes else found.fget
+                code = getattr(accessor, "__code__", None)
+                if code is None or not (users(code) or is_sync_api(code)):
+                    return None  # (critsec's keep their state on their object)
+            elif isinstance(found, (types.FunctionType, types.MemberDescriptorType)):
+                pass  # a method, a slot: no code of anyone's
+            elif hasattr(type(found), "__get__") and not isinstance(found, _IMMUTABLE):
+                return None  # a descriptor: its code, whoever wrote it
+            found_anywhere = True
+            break
+    missing = not found_anywhere and name not in _fields(obj)
+    if missing and not writes and hasattr(cls, "__getattr__"):
+        return None  # __getattr__ may run, anyone's code
+    place = _place(obj)
+    if writes:
+        return (frozenset(), frozenset({place}), False)
+    # An instance's attribute may be its class's (a class's, its bases').
+    classes = obj.__mro__ if isinstance(obj, type) else cls.__mro__
+    return (frozenset({place, *(("obj", id(k)) for k in classes)}), frozenset(), False)
+
+
+def _overrides(cls: type, name: str) -> bool:
+    """Whether a class other than ``object`` in ``cls``'s MRO defines ``name``."""
+    return any(name in klass.__dict__ for klass in cls.__mro__ if klass is not object)
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    try:
+        fields = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return {}
+    return fields if isinstance(fields, dict) else {}
+
+
+def _place(obj: Any) -> Hashable:
+    """An object's one place: its ``__dict__`` if it has one (reached as
+    ``obj.__dict__`` too), else the object (slots)."""
+    if isinstance(obj, type):
+        return ("obj", id(obj))
+    try:
+        fields = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return ("obj", id(obj))
+    return ("obj", id(fields))
+
+
+def _one(place: Hashable, writes: bool) -> Touched:
+    places = frozenset({place})
+    return (frozenset(), places, False) if writes else (places, frozenset(), False)

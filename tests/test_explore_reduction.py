@@ -1,0 +1,345 @@
+"""Partial-order reduction on real thread tasks: nothing an exhaustive
+search can reach is lost.
+
+Each program below touches shared state one of the ways a step's
+footprint must get right (``critsec.explorer._footprints``): globals, an
+object's attributes and its ``__dict__``, a class attribute behind an
+instance's, a module's attribute that is another module's global, items
+of lists and dicts, a C method (``list.append``), an in-place operator on
+a list, iteration over a list another task grows, locks and conditions,
+a property of the user's. ``dfs`` runs each with and without the
+reduction; every schedule's outcome -- what each task saw and the final
+state -- is collected, and the two sets must be equal, while the reduced
+search takes fewer schedules overall. A footprint that leaves out a place
+shows up here as an outcome only the plain search reaches.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Callable
+from heapq import heappush
+from typing import Any
+
+import pytest
+
+from critsec.explorer import _threads, explore
+
+this = sys.modules[__name__]
+shared: Any = None
+flag: Any = None
+
+
+class Box:
+    """Each task's own box for what it saw (private: no place shared)."""
+
+    def __init__(self) -> None:
+        self.saw: Any = None
+
+
+class State:
+    def __init__(self) -> None:
+        self.a, self.b = Box(), Box()
+        self.items: list[int] = [0]
+        self.table: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.ready = threading.Condition(self.lock)
+        self.x = 0
+
+
+class Klass:
+    level = 0
+
+
+class Prop:
+    def __init__(self) -> None:
+        self._v = 0
+
+    @property
+    def v(self) -> int:
+        return self._v
+
+    @v.setter
+    def v(self, new: int) -> None:
+        self._v = new
+
+
+def fresh() -> State:
+    global shared, flag
+    shared, flag = 0, 0
+    Klass.level = 0
+    return State()
+
+
+# Each program: (task_a, task_b), and what of the state is its outcome.
+
+
+def lost_update_a(s: State) -> None:
+    global shared
+    shared += 1
+
+
+def attribute_via_dict_a(s: State) -> None:
+    s.x = 1
+
+
+def attribute_via_dict_b(s: State) -> None:
+    s.b.saw = s.__dict__["x"]
+
+
+def class_attribute_a(s: State) -> None:
+    Klass.level = 1
+
+
+def class_attribute_b(s: State) -> None:
+    k = Klass()
+    s.b.saw = k.level
+
+
+def module_attribute_a(s: State) -> None:
+    global flag
+    flag = 1
+
+
+def module_attribute_b(s: State) -> None:
+    s.b.saw = this.flag
+
+
+def append_a(s: State) -> None:
+    s.items.append(1)
+
+
+def length_b(s: State) -> None:
+    s.b.saw = len(s.items)
+
+
+def in_place_a(s: State) -> None:
+    items = s.items
+    items += [2]
+
+
+def item_b(s: State) -> None:
+    s.b.saw = s.items[-1]
+
+
+def iterate_b(s: State) -> None:
+    total = 0
+    for value in s.items:
+        total += value
+    s.b.saw = total
+
+
+def check_then_act_a(s: State) -> None:
+    if "k" not in s.table:
+        s.table["k"] = 1
+
+
+def check_then_act_b(s: State) -> None:
+    if "k" not in s.table:
+        s.table["k"] = 2
+
+
+def locked_a(s: State) -> None:
+    global shared
+    with s.lock:
+        value = shared
+        shared = value + 1
+
+
+def unlocked_read_b(s: State) -> None:
+    s.b.saw = shared
+
+
+def notify_a(s: State) -> None:
+    global flag
+    with s.ready:
+        flag = 1
+        s.ready.notify()
+
+
+def wait_b(s: State) -> None:
+    with s.ready:
+        while not flag:
+            s.ready.wait()
+        s.b.saw = flag
+
+
+prop = Prop()
+
+
+def property_a(s: State) -> None:
+    prop.v = prop.v + 1
+
+
+def property_b(s: State) -> None:
+    s.b.saw = prop.v
+
+
+def two_rounds_a(s: State) -> None:
+    global shared
+    for _ in range(2):
+        with s.lock:
+            shared += 1
+        s.a.saw = shared
+
+
+PROGRAMS: dict[str, tuple[list[Callable[[State], None]], Callable[[State], Any]]] = {
+    "lost update": ([lost_update_a, lost_update_a], lambda s: shared),
+    "attribute and __dict__": ([attribute_via_dict_a, attribute_via_dict_b], lambda s: s.b.saw),
+    "class attribute behind an instance": (
+        [class_attribute_a, class_attribute_b],
+        lambda s: s.b.saw,
+    ),
+    "module attribute is a global": (
+        [module_attribute_a, module_attribute_b],
+        lambda s: s.b.saw,
+    ),
+    "C method": ([append_a, length_b], lambda s: s.b.saw),
+    "in-place operator on a list": ([in_place_a, item_b], lambda s: s.b.saw),
+    "iteration while another grows the list": ([append_a, iterate_b], lambda s: s.b.saw),
+    "check then act": ([check_then_act_a, check_then_act_b], lambda s: dict(s.table)),
+    "lock and an unlocked read": ([locked_a, unlocked_read_b], lambda s: (shared, s.b.saw)),
+    "condition": ([notify_a, wait_b], lambda s: s.b.saw),
+    "property": ([property_a, property_b], lambda s: (prop.v, s.b.saw)),
+    "loop, lock, read": ([two_rounds_a, two_rounds_a], lambda s: (shared, s.a.saw)),
+}
+
+
+@functools.cache
+def reached(name: str, reduction: bool, bound: int | None) -> tuple[frozenset[Any], int]:
+    """Every outcome dfs reaches in program ``name``, and its schedules."""
+    tasks, outcome = PROGRAMS[name]
+    seen: set[Any] = set()
+
+    def setup() -> State:
+        prop._v = 0
+        return fresh()
+
+    def invariant(s: State) -> bool:
+        seen.add(repr(outcome(s)))
+        return True
+
+    result = explore(
+        setup,
+        tasks,
+        invariant,
+        strategy="dfs",
+        preemption_bound=bound,
+        reduction=reduction,
+        max_schedules=20_000,
+    )
+    assert not result.failed, result.message
+    assert result.exhausted
+    return frozenset(seen), result.schedules
+
+
+#: Too many schedules for plain dfs without a bound (over 20,000).
+BOUNDED_ONLY = {"loop, lock, read"}
+CASES = [
+    (name, bound)
+    for name in sorted(PROGRAMS)
+    for bound in (None, 1)
+    if bound is not None or name not in BOUNDED_ONLY
+]
+
+
+@pytest.mark.parametrize(("name", "bound"), CASES)
+def test_reduced_dfs_reaches_every_outcome_of_plain_dfs(name: str, bound: int | None) -> None:
+    plain, plain_schedules = reached(name, False, bound)
+    reduced, reduced_schedules = reached(name, True, bound)
+    assert reduced == plain
+    assert reduced_schedules <= plain_schedules
+
+
+def test_the_reduction_cuts_schedules_overall() -> None:
+    plain = sum(reached(name, False, bound)[1] for name, bound in CASES)
+    reduced = sum(reached(name, True, bound)[1] for name, bound in CASES)
+    assert reduced < plain / 2, (reduced, plain)
+
+
+# -- what each step is said to touch, one pattern at a time -------------------------------
+
+
+def footprints(tasks: list[Callable[[State], None]]) -> tuple[State, dict[str, list[Any]]]:
+    """One schedule of ``tasks``; for each instruction name, the footprints
+    its steps were given (in order), and the schedule's state."""
+    said: dict[str, list[Any]] = {}
+    states: list[State] = []
+    real = _threads.footprint
+
+    def spy(frame: Any, opname: str, *rest: Any) -> Any:
+        touched = real(frame, opname, *rest)
+        said.setdefault(opname, []).append(touched)
+        return touched
+
+    def setup() -> State:
+        states.append(fresh())
+        return states[-1]
+
+    _threads.footprint = spy  # type: ignore[assignment]
+    try:
+        explore(setup, tasks, lambda s: True, strategy="dfs", max_schedules=1)
+    finally:
+        _threads.footprint = real  # type: ignore[assignment]
+    return states[0], said
+
+
+def obj(thing: Any) -> tuple[str, int]:
+    return ("obj", id(thing))
+
+
+def test_an_in_place_operator_on_a_list_writes_the_list() -> None:
+    state, said = footprints([in_place_a])
+    (touched,) = said["BINARY_OP"]
+    assert touched is not None and obj(state.items) in touched[1]
+
+
+def test_an_attribute_and_the_same_name_in_dict_are_one_place() -> None:
+    def via_dict(s: State) -> None:
+        d = s.__dict__
+        s.b.saw = d["x"]
+
+    state, said = footprints([attribute_via_dict_a, via_dict])
+    (store, _) = said["STORE_ATTR"]  # s.x = 1; s.b.saw = ...
+    (subscript,) = said["BINARY_SUBSCR"]
+    assert store is not None and subscript is not None
+    assert store[1] == subscript[0] == {obj(vars(state))}
+
+
+def test_an_instance_attribute_read_reads_its_class_too() -> None:
+    _, said = footprints([class_attribute_a, class_attribute_b])
+    assert said["STORE_ATTR"][0] == (frozenset(), {obj(Klass)}, False)
+    assert any(t is not None and obj(Klass) in t[0] for t in said["LOAD_ATTR"])
+
+
+def test_a_module_attribute_is_the_global_of_that_name() -> None:
+    _, said = footprints([module_attribute_a, module_attribute_b])
+    assert said["STORE_GLOBAL"] == [(frozenset(), {("global", "flag")}, False)]
+    assert (frozenset({("global", "flag")}), frozenset(), False) in said["LOAD_ATTR"]
+
+
+def heap_push_a(s: State) -> None:
+    heappush(s.items, 1)  # a C function, known by name: it may do anything
+
+
+def test_a_call_into_c_may_touch_anything_and_iteration_reads_the_list() -> None:
+    state, said = footprints([append_a, iterate_b])
+    assert None in said["CALL"]  # s.items.append(1)
+    assert (frozenset({obj(state.items)}), frozenset(), False) in said["FOR_ITER"]
+    assert footprints([heap_push_a])[1]["CALL"] == [None]
+
+
+def test_a_with_statement_writes_its_lock_at_both_ends() -> None:
+    state, said = footprints([locked_a, notify_a])
+    lock = (frozenset(), {obj(state.lock)}, False)
+    assert said["BEFORE_WITH"] == [lock, lock]  # the lock, and the condition's lock
+    assert lock in said["CALL"]  # __exit__ of `with s.lock`
+
+
+def test_a_range_loop_and_an_int_update_touch_nothing_shared() -> None:
+    _, said = footprints([two_rounds_a])
+    nothing = (frozenset(), frozenset(), False)
+    assert said["FOR_ITER"] == [nothing] * 3
+    assert said["BINARY_OP"] == [nothing] * 2  # shared += 1 on an int
