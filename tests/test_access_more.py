@@ -73,7 +73,8 @@ def test_a_method_call_in_a_key_keeps_the_container() -> None:
     accesses = found(index_by_method)
     assert Access("read", "attr", "index", ("attr", ("fast", "b"), "items")) in accesses
     [item] = subscripts(index_by_method)
-    assert item.obj == ("fast", "d") and item.key is None
+    assert item.obj == ("fast", "d")
+    assert item.key == ("call", ("method", ("attr", ("fast", "b"), "items"), "index"))
 
 
 def test_two_locals_loaded_at_once_are_container_and_key() -> None:

@@ -194,4 +194,3 @@ def test_reduced_dfs_checks_that_a_replayed_prefix_fits() -> None:
     changed: Program = [[("w", "x")], [("r", "x"), ("r", "x")], [("r", "x")]]
     with pytest.raises(Exception, match="not deterministic"):
         run_once(strategy, changed, random.Random(0))
-

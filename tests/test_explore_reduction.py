@@ -17,6 +17,7 @@ shows up here as an outcome only the plain search reaches.
 from __future__ import annotations
 
 import functools
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from critsec.explorer import _threads, explore
+from critsec.explorer import _footprints, _threads, explore
 
 this = sys.modules[__name__]
 shared: Any = None
@@ -47,6 +48,8 @@ class State:
         self.lock = threading.Lock()
         self.ready = threading.Condition(self.lock)
         self.x = 0
+        self.q: queue.Queue[int] = queue.Queue()
+        self.event = threading.Event()
 
 
 class Klass:
@@ -166,6 +169,19 @@ def wait_b(s: State) -> None:
         s.b.saw = flag
 
 
+def put_1(s: State) -> None:
+    s.q.put(1)
+
+
+def put_2_then_look(s: State) -> None:
+    s.q.put(2)
+    s.b.saw = s.event.is_set()
+
+
+def set_event_a(s: State) -> None:
+    s.event.set()
+
+
 prop = Prop()
 
 
@@ -203,6 +219,8 @@ PROGRAMS: dict[str, tuple[list[Callable[[State], None]], Callable[[State], Any]]
     "lock and an unlocked read": ([locked_a, unlocked_read_b], lambda s: (shared, s.b.saw)),
     "condition": ([notify_a, wait_b], lambda s: s.b.saw),
     "property": ([property_a, property_b], lambda s: (prop.v, s.b.saw)),
+    "queue order": ([put_1, put_2_then_look], lambda s: list(s.q.queue)),
+    "event": ([set_event_a, put_2_then_look], lambda s: s.b.saw),
     "loop, lock, read": ([two_rounds_a, two_rounds_a], lambda s: (shared, s.a.saw)),
 }
 
@@ -262,12 +280,14 @@ def test_the_reduction_cuts_schedules_overall() -> None:
 # -- what each step is said to touch, one pattern at a time -------------------------------
 
 
-def footprints(tasks: list[Callable[[State], None]]) -> tuple[State, dict[str, list[Any]]]:
+def footprints(
+    tasks: list[Callable[[State], None]], monkeypatch: pytest.MonkeyPatch
+) -> tuple[State, dict[str, list[Any]]]:
     """One schedule of ``tasks``; for each instruction name, the footprints
     its steps were given (in order), and the schedule's state."""
     said: dict[str, list[Any]] = {}
     states: list[State] = []
-    real = _threads.footprint
+    real = _footprints.footprint
 
     def spy(frame: Any, opname: str, *rest: Any) -> Any:
         touched = real(frame, opname, *rest)
@@ -278,11 +298,9 @@ def footprints(tasks: list[Callable[[State], None]]) -> tuple[State, dict[str, l
         states.append(fresh())
         return states[-1]
 
-    _threads.footprint = spy  # type: ignore[assignment]
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(_threads, "footprint", spy)
         explore(setup, tasks, lambda s: True, strategy="dfs", max_schedules=1)
-    finally:
-        _threads.footprint = real  # type: ignore[assignment]
     return states[0], said
 
 
@@ -290,32 +308,34 @@ def obj(thing: Any) -> tuple[str, int]:
     return ("obj", id(thing))
 
 
-def test_an_in_place_operator_on_a_list_writes_the_list() -> None:
-    state, said = footprints([in_place_a])
+def test_an_in_place_operator_on_a_list_writes_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    state, said = footprints([in_place_a], monkeypatch)
     (touched,) = said["BINARY_OP"]
     assert touched is not None and obj(state.items) in touched[1]
 
 
-def test_an_attribute_and_the_same_name_in_dict_are_one_place() -> None:
+def test_an_attribute_and_the_same_name_in_dict_are_one_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def via_dict(s: State) -> None:
         d = s.__dict__
         s.b.saw = d["x"]
 
-    state, said = footprints([attribute_via_dict_a, via_dict])
+    state, said = footprints([attribute_via_dict_a, via_dict], monkeypatch)
     (store, _) = said["STORE_ATTR"]  # s.x = 1; s.b.saw = ...
     (subscript,) = said["BINARY_SUBSCR"]
     assert store is not None and subscript is not None
     assert store[1] == subscript[0] == {obj(vars(state))}
 
 
-def test_an_instance_attribute_read_reads_its_class_too() -> None:
-    _, said = footprints([class_attribute_a, class_attribute_b])
+def test_an_instance_attribute_read_reads_its_class_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, said = footprints([class_attribute_a, class_attribute_b], monkeypatch)
     assert said["STORE_ATTR"][0] == (frozenset(), {obj(Klass)}, False)
     assert any(t is not None and obj(Klass) in t[0] for t in said["LOAD_ATTR"])
 
 
-def test_a_module_attribute_is_the_global_of_that_name() -> None:
-    _, said = footprints([module_attribute_a, module_attribute_b])
+def test_a_module_attribute_is_the_global_of_that_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, said = footprints([module_attribute_a, module_attribute_b], monkeypatch)
     assert said["STORE_GLOBAL"] == [(frozenset(), {("global", "flag")}, False)]
     assert (frozenset({("global", "flag")}), frozenset(), False) in said["LOAD_ATTR"]
 
@@ -324,22 +344,38 @@ def heap_push_a(s: State) -> None:
     heappush(s.items, 1)  # a C function, known by name: it may do anything
 
 
-def test_a_call_into_c_may_touch_anything_and_iteration_reads_the_list() -> None:
-    state, said = footprints([append_a, iterate_b])
-    assert None in said["CALL"]  # s.items.append(1)
+def test_list_methods_write_the_list_other_c_calls_may_touch_anything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state, said = footprints([append_a, iterate_b], monkeypatch)
+    assert said["CALL"] == [(frozenset(), {obj(state.items)}, False)]  # s.items.append(1)
     assert (frozenset({obj(state.items)}), frozenset(), False) in said["FOR_ITER"]
-    assert footprints([heap_push_a])[1]["CALL"] == [None]
+    assert footprints([heap_push_a], monkeypatch)[1]["CALL"] == [None]
 
 
-def test_a_with_statement_writes_its_lock_at_both_ends() -> None:
-    state, said = footprints([locked_a, notify_a])
-    lock = (frozenset(), {obj(state.lock)}, False)
-    assert said["BEFORE_WITH"] == [lock, lock]  # the lock, and the condition's lock
+def test_a_with_statement_writes_its_lock_at_both_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    state, said = footprints([locked_a, notify_a], monkeypatch)
+    lock: Any = (frozenset(), {obj(state.lock)}, False)
+    with_lock, with_condition = said["BEFORE_WITH"]
+    assert with_lock == lock
+    # The condition: its lock, and itself (its waiters).
+    assert with_condition == (frozenset(), {obj(state.lock), obj(vars(state.ready))}, False)
     assert lock in said["CALL"]  # __exit__ of `with s.lock`
 
 
-def test_a_range_loop_and_an_int_update_touch_nothing_shared() -> None:
-    _, said = footprints([two_rounds_a])
-    nothing = (frozenset(), frozenset(), False)
+def test_a_method_of_a_lock_writes_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    def acquire_release(s: State) -> None:
+        s.lock.acquire()
+        s.lock.release()
+
+    state, said = footprints([acquire_release], monkeypatch)
+    assert said["CALL"] == [(frozenset(), {obj(state.lock)}, False)] * 2
+
+
+def test_a_range_loop_and_an_int_update_touch_nothing_shared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, said = footprints([two_rounds_a], monkeypatch)
+    nothing: Any = (frozenset(), frozenset(), False)
     assert said["FOR_ITER"] == [nothing] * 3
     assert said["BINARY_OP"] == [nothing] * 2  # shared += 1 on an int

@@ -80,9 +80,10 @@ MISSING: Any = object()
 # ("const", value), ("attr", expr, name), ("subscr", expr, expr); None when not
 # known. Only for operands (see ``analyse``), never evaluated: ("call", expr)
 # a call's result, ("iter", expr) an iterator over expr, ("exit", expr) the
-# ``__exit__`` of a with statement's context manager.
+# ``__exit__`` of a with statement's context manager, ("method", expr, name)
+# a method about to be called on expr.
 Expr = tuple[Any, ...] | None
-_OPAQUE_KINDS = frozenset({"call", "iter", "exit"})
+_OPAQUE_KINDS = frozenset({"call", "iter", "exit", "method"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,12 @@ class Access:
 _NEUTRAL = frozenset({"NOP", "RESUME", "EXTENDED_ARG", "CACHE", "KW_NAMES", "NOT_TAKEN"})
 _NULL_AFTER_GLOBAL = sys.version_info >= (3, 13)  # "x + NULL" instead of "NULL + x"
 _METHOD_FLAG_IN_LOAD_ATTR = sys.version_info >= (3, 12)
+
+
+def _method(obj: Expr, name: str) -> list[Expr]:
+    """What a method load leaves for the call: the method, then its object
+    (or NULL and the bound method: the call finds the callable either way)."""
+    return [None if obj is None else ("method", obj, name), obj]
 
 
 def analyse(
@@ -168,13 +175,14 @@ def analyse(
             accesses[at] = Access("read", "attr", name, obj)
             pop(1)
             if _METHOD_FLAG_IN_LOAD_ATTR and arg is not None and arg & 1:
-                stack += [None, None]
+                stack += _method(obj, name)
             else:
                 stack.append(None if obj is None else ("attr", obj, name))
         elif op == "LOAD_METHOD":  # 3.11: a method is read (and checked, not shown)
-            accesses[at] = Access("read", "attr", name, top())
+            obj = top()
+            accesses[at] = Access("read", "attr", name, obj)
             pop(1)
-            stack += [None, None]
+            stack += _method(obj, name)
         elif op == "STORE_ATTR":
             accesses[at] = Access("write", "attr", name, top())
             pop(2)

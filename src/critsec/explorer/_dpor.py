@@ -174,6 +174,7 @@ class DPORStrategy(Strategy):
         width = 1 + max((max(node.runnable) for node in path[:n]), default=-1)
         clocks: list[list[int]] = []
         steps_of: list[list[int]] = [[] for _ in range(width)]  # each task's steps, in order
+        races: list[tuple[int, int]] = []
         for i in range(n):
             p, step = tasks[i], trail[i]
             mine = steps_of[p]
@@ -192,7 +193,7 @@ class DPORStrategy(Strategy):
                         if j <= before[q]:
                             break
                         if dependent(trail[j], step):
-                            self._reverse(j, p, tasks)
+                            races.append((j, i))
                             latest = max(latest, j)
                     if latest >= 0:
                         other = clocks[latest]
@@ -202,16 +203,37 @@ class DPORStrategy(Strategy):
             clock[p] = i
             clocks.append(clock)
             mine.append(i)
+        for j, i in races:
+            self._reverse(j, i, tasks, clocks)
 
-    def _reverse(self, j: int, p: int, tasks: list[int]) -> None:
-        """Step ``j`` raced with a later step of task ``p``: try ``p`` first
-        at the state before ``j`` (every task that could run there, if
-        ``p`` could not); with a bound, at the latest context switch
-        before ``j`` too."""
-        self._add(self.path[j], p)
+    def _reverse(self, j: int, i: int, tasks: list[int], clocks: list[list[int]]) -> None:
+        """Step ``j`` raced with the later step ``i``: at the state before
+        ``j``, something must start a schedule that runs ``i`` first. The
+        steps that could (source sets, Abdulla et al. POPL 2014): the first
+        steps of the tasks in ``v`` -- the steps between ``j`` and ``i``
+        that do not come after ``j``, then ``i`` -- that nothing in ``v``
+        comes before. If one of their tasks is in the backtrack set there
+        already, nothing to add; else one that can run there is added
+        (every task that can, if none). With a bound, the task of ``i`` is
+        also added at the latest context switch before ``j`` (or the first
+        step): trying it there costs no more preemptions."""
+        p, q = tasks[i], tasks[j]
+        v = [k for k in range(j + 1, i) if clocks[k][q] < j] + [i]
+        initials = []
+        for at, k in enumerate(v):
+            r = tasks[k]
+            if any(tasks[m] == r for m in v[:at]):
+                continue  # not r's first step in v
+            if all(clocks[k][tasks[m]] < m for m in v[:at]):
+                initials.append(r)
+        node = self.path[j]
+        if node.backtrack.isdisjoint(initials):
+            possible = [r for r in initials if r in node.runnable]
+            if possible:
+                node.backtrack.add(p if p in possible else possible[0])
+            else:
+                node.backtrack.update(node.runnable)
         if self.bound is not None:
-            # The latest step before j that began with a switch (or the
-            # first step): trying p there instead costs no more preemptions.
             k = j - 1
             while k > 0 and tasks[k] == tasks[k - 1]:
                 k -= 1

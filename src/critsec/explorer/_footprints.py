@@ -23,8 +23,14 @@ So:
   object). Dunder attributes (``__dict__``, ``__class__``) are opaque;
 * items of exact ``list``, ``dict`` and ``set`` objects (immutable
   containers are no place at all); any other container is opaque;
-* ``with`` on a controlled ``Lock``/``RLock`` (or a ``Condition``, by its
-  lock) writes the lock; on anything else it is opaque;
+* a controlled ``Lock``/``RLock`` is one place, written by ``with`` (both
+  ends) and by its methods; a ``Condition`` writes its lock and itself;
+  an object of ``threading``, ``queue`` or critsec's runtimes (an
+  ``Event``, a ``Queue``) writes itself and the locks it keeps; a ``with``
+  on anything else is opaque;
+* a call of the user's function or method touches nothing itself (its own
+  steps say what they do), ``range`` nothing, a builtin that only reads
+  its arguments (``len``, ``sorted``) reads anything;
 * operators, comparisons, iteration, unpacking, formatting read anything
   (they may run C code that reads a container) and write nothing -- except
   an in-place operator (``lst += ...`` mutates a list), which is opaque;
@@ -142,9 +148,10 @@ def _call(
     frame: types.FrameType, callee: Any, memo: Memo, users: Callable[[types.CodeType], bool]
 ) -> Touched:
     if callee is not None and callee[0] == "exit":  # a with statement's end
-        manager = memo.get((id(frame), callee), MISSING)
-        lock = _lock_of(manager)
-        return None if lock is None else _one(("obj", id(lock)), True)
+        places = _sync_places(memo.get((id(frame), callee), MISSING))
+        return None if places is None else (frozenset(), places, False)
+    if callee is not None and callee[0] == "method":
+        return _method_call(frame, callee, memo, users)
     function = _known(frame, callee, memo)
     if function is MISSING:
         return None
@@ -152,15 +159,66 @@ def _call(
     if function is range:
         return _NOTHING
     if isinstance(function, types.MethodType):
-        lock = _lock_of(function.__self__)
-        if lock is not None and function.__name__ in _LOCK_METHODS:
-            return _one(("obj", id(lock)), True)
+        places = _sync_places(function.__self__)
+        if places is not None and not function.__name__.startswith("_"):
+            return (frozenset(), places, False)
         function = function.__func__
     if isinstance(function, types.FunctionType) and users(function.__code__):
         return _NOTHING  # its own steps say what it touches
     if function in _READING_BUILTINS:
         return _READS_ANYTHING
     return None
+
+
+def _method_call(
+    frame: types.FrameType, callee: Any, memo: Memo, users: Callable[[types.CodeType], bool]
+) -> Touched:
+    """``obj.name(...)``: a synchronisation object's operation, or a method
+    of the user's; anything else may touch anything."""
+    _, of, name = callee
+    target = _known(frame, of, memo)
+    if target is MISSING:
+        return None
+    places = _sync_places(target)
+    if places is not None and (not name.startswith("_") or name in _LOCK_METHODS):
+        return (frozenset(), places, False)
+    if type(target) in _CONTAINERS:
+        return _container_method(target, name)
+    if isinstance(target, types.ModuleType):
+        return None
+    for klass in type(target).__mro__:
+        if name in klass.__dict__:
+            found = klass.__dict__[name]
+            if isinstance(found, types.FunctionType) and users(found.__code__):
+                return _NOTHING  # its own steps say what it touches
+            return None
+    return None
+
+
+#: Methods of lists, dicts and sets: those that change the container, and
+#: of all, those that read no other object than it (the rest may compare
+#: or copy their arguments' contents: they read anything).
+_MUTATORS = frozenset(
+    {
+        "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
+        "popitem", "setdefault", "update", "add", "discard", "difference_update",
+        "intersection_update", "symmetric_difference_update",
+    }
+)  # fmt: skip
+_SELF_ONLY = frozenset(
+    {"append", "insert", "pop", "clear", "popitem", "add", "discard", "get", "setdefault",
+     "copy", "keys", "values", "items", "reverse"}
+)  # fmt: skip
+
+
+def _container_method(container: Any, name: str) -> Touched:
+    if name.startswith("_") or not hasattr(type(container), name):
+        return None
+    place = frozenset({("obj", id(container))})
+    reads_all = name not in _SELF_ONLY
+    if name in _MUTATORS:
+        return (frozenset(), place, reads_all)
+    return (place, frozenset(), reads_all)
 
 
 def _get_iter(frame: types.FrameType, iterable: Any, memo: Memo) -> Touched:
@@ -204,12 +262,32 @@ def _binary(frame: types.FrameType, operands: tuple[Any, ...], argrepr: str, mem
     return None  # `x += y` on an object: its __iadd__, anyone's
 
 
-def _lock_of(obj: Any) -> Any:
-    """The controlled lock a ``with`` on ``obj`` takes (a Condition's
-    lock), or None."""
+#: Where the classes built on controlled locks live, whose methods touch
+#: only their object and the locks in it (Semaphore, Event, Queue, ...).
+_SYNC_MODULES = ("threading", "queue", "critsec.runtimes")
+
+
+def _sync_places(obj: Any) -> frozenset[Hashable] | None:
+    """The places a synchronisation object's operations touch: a
+    controlled lock; a condition's lock and the condition; a
+    ``threading``/``queue``/critsec object and the controlled locks (and
+    conditions' locks) it keeps. None for anything else."""
+    if type(obj) in (_patches.Lock, _patches.RLock):
+        return frozenset({("obj", id(obj))})
     if isinstance(obj, _patches.Condition):
-        obj = getattr(obj, "_lock", None)
-    return obj if type(obj) in (_patches.Lock, _patches.RLock) else None
+        lock = getattr(obj, "_lock", None)
+        if type(lock) not in (_patches.Lock, _patches.RLock):
+            return None
+        return frozenset({("obj", id(lock)), _place(obj)})
+    if isinstance(obj, _patches.SimpleQueue) or type(obj).__module__.startswith(_SYNC_MODULES):
+        places = {_place(obj)}
+        for value in _fields(obj).values():
+            inner = _sync_places(value) if isinstance(value, _patches.Condition) else None
+            if type(value) in (_patches.Lock, _patches.RLock):
+                inner = frozenset({("obj", id(value))})
+            places |= inner or set()
+        return frozenset(places)
+    return None
 
 
 def _accessing(
@@ -225,14 +303,16 @@ def _accessing(
         return None
     if what == "with":
         memo[id(frame), ("exit", access.obj)] = obj
-        lock = _lock_of(obj)
-        return None if lock is None else _one(("obj", id(lock)), True)
+        places = _sync_places(obj)
+        return None if places is None else (frozenset(), places, False)
     if what == "subscr":  # (``key in obj`` too)
-        if type(obj) in _IMMUTABLE:
-            return _NOTHING
-        if type(obj) in _CONTAINERS:
-            return _one(("obj", id(obj)), writes)
-        return None
+        if type(obj) not in _IMMUTABLE and type(obj) not in _CONTAINERS:
+            return None
+        if not writes and not access.op:  # what the load about to run gets
+            value = evaluate(("subscr", access.obj, access.key), frame)
+            if value is not MISSING:
+                memo[id(frame), ("subscr", access.obj, access.key)] = value
+        return _NOTHING if type(obj) in _IMMUTABLE else _one(("obj", id(obj)), writes)
     touched = _attribute(obj, access.name, writes, users)
     if touched is not None and not writes:
         value = evaluate(("attr", access.obj, access.name), frame)
@@ -282,9 +362,13 @@ def _attribute(
     return (frozenset({place, *(("obj", id(k)) for k in classes)}), frozenset(), False)
 
 
+#: C classes whose attribute access is Python's generic one all the same.
+_GENERIC = (object, types.SimpleNamespace, list, dict, set, frozenset, tuple)
+
+
 def _overrides(cls: type, name: str) -> bool:
-    """Whether a class other than ``object`` in ``cls``'s MRO defines ``name``."""
-    return any(name in klass.__dict__ for klass in cls.__mro__ if klass is not object)
+    """Whether a class of ``cls``'s MRO other than those defines ``name``."""
+    return any(name in klass.__dict__ for klass in cls.__mro__ if klass not in _GENERIC)
 
 
 def _fields(obj: Any) -> dict[str, Any]:
