@@ -100,6 +100,21 @@ class Access:
     op: str = ""
 
 
+# Forward jumps whose stack at the target is followed: as it is (JUMP_FORWARD)
+# or less the tested value (POP_JUMP_*); and what never falls through.
+_FORWARD_JUMPS = frozenset(
+    {
+        "JUMP_FORWARD", "JUMP", "JUMP_NO_INTERRUPT", "POP_JUMP_IF_FALSE", "POP_JUMP_IF_TRUE",
+        "POP_JUMP_IF_NONE", "POP_JUMP_IF_NOT_NONE", "POP_JUMP_FORWARD_IF_FALSE",
+        "POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_FORWARD_IF_NONE", "POP_JUMP_FORWARD_IF_NOT_NONE",
+    }
+)  # fmt: skip
+_NO_FALL_THROUGH = frozenset(
+    {
+        "JUMP_FORWARD", "JUMP", "JUMP_NO_INTERRUPT", "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT", "RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
+    }
+)  # fmt: skip
 # Opcodes that leave the stack alone (stack_effect 0 but no push either).
 _NEUTRAL = frozenset({"NOP", "RESUME", "EXTENDED_ARG", "CACHE", "KW_NAMES", "NOT_TAKEN"})
 _NULL_AFTER_GLOBAL = sys.version_info >= (3, 13)  # "x + NULL" instead of "NULL + x"
@@ -126,6 +141,7 @@ def analyse(
     ``FOR_ITER``'s iterator."""
     accesses: dict[int, Access] = {}
     stack: list[Expr] = []
+    whole = True  # no reset yet: `stack` is the whole stack, bottom included
     noted: dict[int, tuple[Expr, ...]] = {} if operands is None else operands
     calling: Expr = None  # 3.11: the callable, seen at PRECALL, for the CALL after it
 
@@ -133,15 +149,45 @@ def analyse(
         return stack[-n] if len(stack) >= n else None
 
     def pop(n: int) -> None:
+        nonlocal whole
+        whole = whole and len(stack) >= n  # else the bottom is lost
         del stack[max(0, len(stack) - n) :]
 
+    # Stacks that forward jumps carry to their targets; a target is known
+    # only if every way into it brings the same stack (else: reset).
+    falls_through = True
+    arriving: dict[int, list[list[Expr]]] = {}
+    unsure: set[int] = set()
+    # An exception handler starts with its protected range's stack up to the
+    # entry's depth (untouched by the exception), then lasti and the exception.
+    entries = getattr(dis.Bytecode(code), "exception_entries", [])
+    handlers = {entry.target for entry in entries}  # (3.11 does not mark them as targets)
     for ins in dis.get_instructions(code):
         op, arg, name = ins.opname, ins.arg, ins.argval
         at = ins.offset
-        if ins.is_jump_target and op != "FOR_ITER":
+        if (ins.is_jump_target or at in handlers) and op != "FOR_ITER":
             # (A loop's head keeps its iterator: the body leaves the stack as
             # it found it, so the fall-through path's stack is the loop's.)
-            stack = []
+            ways = arriving.pop(at, []) + ([stack] if falls_through else [])
+            known = at not in unsure and ways and all(way == ways[0] for way in ways)
+            stack = list(ways[0]) if known else []
+            whole = whole and bool(known)
+        for entry in entries:
+            if entry.start == at:
+                # (Only a stack followed from the start is the whole stack,
+                # which the entry's depth counts from the bottom of.)
+                if not whole or len(stack) < entry.depth:
+                    unsure.add(entry.target)
+                else:
+                    base = stack[: entry.depth] + [None] * (1 + bool(entry.lasti))
+                    arriving.setdefault(entry.target, []).append(base)
+        falls_through = op not in _NO_FALL_THROUGH
+        if op in _FORWARD_JUMPS and isinstance(ins.argval, int) and ins.argval > at:
+            carried = stack[:-1] if op.startswith("POP_JUMP") else list(stack)
+            arriving.setdefault(ins.argval, []).append(carried)
+        elif ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs:
+            if isinstance(ins.argval, int) and ins.argval > at:
+                unsure.add(ins.argval)  # a jump whose stack is not followed
         if op == "LOAD_GLOBAL" or op == "LOAD_NAME":
             accesses[at] = Access("read", "global", name)
             expr: Expr = ("global", name)
@@ -235,8 +281,13 @@ def analyse(
             accesses[at] = Access("read", "subscr", "", top(1), top(2), op=test)
             pop(2)
             stack.append(None)
-        elif op in ("POP_TOP", "STORE_FAST"):  # (a value leaves: the rest stays known)
+        elif op in ("POP_TOP", "STORE_FAST", "POP_EXCEPT"):  # (the rest stays known)
             pop(1)
+        elif op == "PUSH_EXC_INFO":  # the exception goes on top of the one before
+            pop(1)
+            stack += [None, None]
+        elif op == "WITH_EXCEPT_START":  # __exit__'s result on top
+            stack.append(None)
         elif op == "STORE_FAST_STORE_FAST":
             pop(2)
         elif op == "STORE_FAST_LOAD_FAST":
@@ -249,6 +300,7 @@ def analyse(
         elif op == "SWAP" and arg:
             while len(stack) < arg:
                 stack.insert(0, None)
+                whole = False
             stack[-1], stack[-arg] = stack[-arg], stack[-1]
         elif op not in _NEUTRAL:
             try:
@@ -257,7 +309,7 @@ def analyse(
                 try:
                     effect = dis.stack_effect(ins.opcode, None, jump=False)
                 except ValueError:
-                    stack = []
+                    stack, whole = [], False
                     continue
             # Unknown instruction: it may consume and replace the top, so
             # what remains visible there is no longer known.
