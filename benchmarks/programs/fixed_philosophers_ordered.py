@@ -17,9 +17,8 @@ def setup() -> SimpleNamespace:
 
 def dine(s: SimpleNamespace, me: int) -> None:
     first, second = sorted((me, (me + 1) % 3))
-    with s.forks[first]:
-        with s.forks[second]:
-            s.meals[me] += 1
+    with s.forks[first], s.forks[second]:
+        s.meals[me] += 1
 
 
 def philosopher_0(s: SimpleNamespace) -> None:
