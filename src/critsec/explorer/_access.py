@@ -185,9 +185,10 @@ def analyse(
         if op in _FORWARD_JUMPS and isinstance(ins.argval, int) and ins.argval > at:
             carried = stack[:-1] if op.startswith("POP_JUMP") else list(stack)
             arriving.setdefault(ins.argval, []).append(carried)
-        elif ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs:
-            if isinstance(ins.argval, int) and ins.argval > at:
-                unsure.add(ins.argval)  # a jump whose stack is not followed
+        elif (ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs) and (
+            isinstance(ins.argval, int) and ins.argval > at
+        ):
+            unsure.add(ins.argval)  # a jump whose stack is not followed
         if op == "LOAD_GLOBAL" or op == "LOAD_NAME":
             accesses[at] = Access("read", "global", name)
             expr: Expr = ("global", name)
