@@ -379,3 +379,30 @@ def test_a_range_loop_and_an_int_update_touch_nothing_shared(
     nothing: Any = (frozenset(), frozenset(), False)
     assert said["FOR_ITER"] == [nothing] * 3
     assert said["BINARY_OP"] == [nothing] * 2  # shared += 1 on an int
+
+
+def test_a_task_woken_in_a_lock_it_waited_for_writes_the_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from critsec.explorer._scheduler import Scheduler
+
+    said: list[tuple[str, frozenset[Any]]] = []
+    real = Scheduler.declare
+
+    def spy(self: Scheduler, reads: Any = (), writes: Any = (), reads_all: bool = False) -> None:
+        said.append((sys._getframe(1).f_code.co_name, frozenset(writes)))
+        real(self, reads, writes, reads_all)
+
+    states: list[State] = []
+
+    def setup() -> State:
+        states.append(fresh())
+        return states[-1]
+
+    monkeypatch.setattr(Scheduler, "declare", spy)
+    # dfs's first schedule runs a until it finishes; its second preempts a
+    # inside the lock, so b blocks, and is woken when a releases it.
+    explore(setup, [locked_a, locked_a], lambda s: True, strategy="dfs", max_schedules=30)
+    locks = {obj(s.lock) for s in states}
+    woken = [writes for name, writes in said if name == "block"]
+    assert woken and all(len(writes) == 1 and writes <= locks for writes in woken)

@@ -81,9 +81,10 @@ MISSING: Any = object()
 # known. Only for operands (see ``analyse``), never evaluated: ("call", expr)
 # a call's result, ("iter", expr) an iterator over expr, ("exit", expr) the
 # ``__exit__`` of a with statement's context manager, ("method", expr, name)
-# a method about to be called on expr.
+# a method about to be called on expr, ("binop", expr, expr) an operator's
+# result, ("tuple", expr, ...) a tuple built of those.
 Expr = tuple[Any, ...] | None
-_OPAQUE_KINDS = frozenset({"call", "iter", "exit", "method"})
+_OPAQUE_KINDS = frozenset({"call", "iter", "exit", "method", "binop", "tuple"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,7 @@ def analyse(
     whole = True  # no reset yet: `stack` is the whole stack, bottom included
     noted: dict[int, tuple[Expr, ...]] = {} if operands is None else operands
     calling: Expr = None  # 3.11: the callable, seen at PRECALL, for the CALL after it
+    arguments: tuple[Expr, ...] = ()
 
     def top(n: int = 1) -> Expr:
         return stack[-n] if len(stack) >= n else None
@@ -248,8 +250,9 @@ def analyse(
             if op == "PRECALL" or calling is None:
                 deep, shallow = top(arg + 2), top(arg + 1)
                 calling = deep if deep is not None else shallow
+                arguments = tuple(top(n) for n in range(arg, 0, -1))
             if op == "CALL":
-                noted[at] = (calling,)
+                noted[at] = (calling, *arguments)
                 pop(arg + 2)
                 stack.append(None if calling is None else ("call", calling))
                 calling = None
@@ -262,9 +265,18 @@ def analyse(
             noted[at] = (top(),)
             stack.append(None)
         elif op == "BINARY_OP":
-            noted[at] = (top(2), top(1))
+            left, right = top(2), top(1)
+            noted[at] = (left, right)
             pop(2)
-            stack.append(None)
+            stack.append(None if left is None or right is None else ("binop", left, right))
+        elif op == "BUILD_TUPLE" and arg is not None:
+            items = tuple(top(n) for n in range(arg, 0, -1))
+            pop(arg)
+            stack.append(None if None in items else ("tuple", *items))
+        elif op == "UNPACK_SEQUENCE" and arg is not None:
+            noted[at] = (top(),)
+            pop(1)
+            stack += [None] * arg
         elif op == "BINARY_SUBSCR":
             container, key = top(2), top(1)
             accesses[at] = Access("read", "subscr", "", container, key)

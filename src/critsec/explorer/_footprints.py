@@ -92,6 +92,15 @@ _READING_BUILTINS = frozenset(
 _LOCK_METHODS = frozenset({"acquire", "release", "locked", "__enter__", "__exit__"})
 #: A ``range`` (an iterator over one): a fresh object no one else has.
 _RANGE = object()
+#: A value known only as private: an operator's result on scalars (a
+#: scalar), a tuple of such values, what a builtin that makes a new object
+#: returned (``sorted(...)``): no other task can reach it.
+_PRIVATE = object()
+#: Builtins whose result is a new object (or a scalar).
+_FRESH_RESULTS = frozenset(
+    {abs, bool, bytes, chr, complex, dict, divmod, float, format, frozenset, hash, hex, id,
+     int, len, list, max, min, oct, ord, pow, range, repr, round, set, sorted, str, sum, tuple}
+)  # fmt: skip
 _SCALARS = (int, float, complex, bool, str, bytes, type(None))
 
 Memo = dict[tuple[int, Any], Any]
@@ -119,13 +128,16 @@ def footprint(
         if opname in _NONE_SHARED:
             return _NOTHING
         if opname in ("CALL", "PRECALL") and operands:
-            return _call(frame, operands[0], memo, users)
+            return _call(frame, operands[0], operands[1:], memo, users)
         if opname == "GET_ITER" and operands:
             return _get_iter(frame, operands[0], memo)
         if opname == "FOR_ITER" and operands:
             return _for_iter(frame, operands[0], memo, users)
         if opname == "BINARY_OP" and operands:
             return _binary(frame, operands, argrepr, memo)
+        if opname == "UNPACK_SEQUENCE" and operands:
+            private = _private(_known(frame, operands[0], memo))
+            return _NOTHING if private else _READS_ANYTHING
         if opname in _READ_ONLY:
             return _READS_ANYTHING
         return None
@@ -139,13 +151,33 @@ def _known(frame: types.FrameType, expr: Any, memo: Memo) -> Any:
     ``MISSING`` if unknown."""
     if expr is None:
         return MISSING
-    if expr[0] in ("const", "fast"):
+    kind = expr[0]
+    if kind in ("const", "fast"):
         return evaluate(expr, frame)
+    if kind in ("binop", "tuple"):
+        parts = [_known(frame, e, memo) for e in expr[1:]]
+        return _PRIVATE if all(_private(v) for v in parts) else MISSING
+    if kind == "call":
+        made = memo.get((id(frame), expr), MISSING)
+        return _PRIVATE if made in _FRESH_RESULTS else MISSING
     return memo.get((id(frame), expr), MISSING)
 
 
+def _private(value: Any) -> bool:
+    """Whether no other task can see ``value`` change: a scalar, an
+    immutable container of such (shallowly: a tuple's items are checked by
+    ``_known``), or a value known private."""
+    if value is _PRIVATE or value is _RANGE:
+        return True
+    return value is not MISSING and type(value) in _SCALARS
+
+
 def _call(
-    frame: types.FrameType, callee: Any, memo: Memo, users: Callable[[types.CodeType], bool]
+    frame: types.FrameType,
+    callee: Any,
+    arguments: tuple[Any, ...],
+    memo: Memo,
+    users: Callable[[types.CodeType], bool],
 ) -> Touched:
     if callee is not None and callee[0] == "exit":  # a with statement's end
         places = _sync_places(memo.get((id(frame), callee), MISSING))
@@ -166,7 +198,8 @@ def _call(
     if isinstance(function, types.FunctionType) and users(function.__code__):
         return _NOTHING  # its own steps say what it touches
     if function in _READING_BUILTINS:
-        return _READS_ANYTHING
+        private = all(_private(_known(frame, a, memo)) for a in arguments)
+        return _NOTHING if private else _READS_ANYTHING
     return None
 
 
@@ -253,7 +286,7 @@ def _for_iter(
 def _binary(frame: types.FrameType, operands: tuple[Any, ...], argrepr: str, memo: Memo) -> Touched:
     left, right = (_known(frame, e, memo) for e in operands)
     in_place = argrepr.endswith("=") and argrepr not in ("==", "!=", "<=", ">=")
-    if type(left) in _SCALARS and type(right) in _SCALARS:
+    if _private(left) and _private(right):
         return _NOTHING  # no one's code, nothing shared: a new value
     if not in_place:
         return _READS_ANYTHING

@@ -328,6 +328,10 @@ class _Schedule(Control):
             self._switch(t)
         finally:
             t.waiting = None
+        taken = isinstance(waitable, _patches.Lock | _patches.RLock) and not t.blocked_in
+        if self.reducing and taken and waitable._waiter_of is None:  # type: ignore[attr-defined]
+            # Woken in a lock the user's code takes itself: this step takes it.
+            self.scheduler.declare(writes=[("obj", id(waitable))])
         if waitable.ready():
             self._event(t, "wake", "wakes", t.blocked_at)
             return True
