@@ -42,6 +42,7 @@ correct search with little reduction.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -204,9 +205,16 @@ class DPORStrategy(Strategy):
             clocks.append(clock)
             mine.append(i)
         for j, i in races:
-            self._reverse(j, i, tasks, clocks)
+            self._reverse(j, i, tasks, clocks, steps_of)
 
-    def _reverse(self, j: int, i: int, tasks: list[int], clocks: list[list[int]]) -> None:
+    def _reverse(
+        self,
+        j: int,
+        i: int,
+        tasks: list[int],
+        clocks: list[list[int]],
+        steps_of: list[list[int]],
+    ) -> None:
         """Step ``j`` raced with the later step ``i``: at the state before
         ``j``, something must start a schedule that runs ``i`` first. The
         steps that could (source sets, Abdulla et al. POPL 2014): the first
@@ -218,19 +226,31 @@ class DPORStrategy(Strategy):
         also added at the latest context switch before ``j`` (or the first
         step): trying it there costs no more preemptions."""
         p, q = tasks[i], tasks[j]
-        v = [k for k in range(j + 1, i) if clocks[k][q] < j] + [i]
-        initials = []
-        for at, k in enumerate(v):
-            r = tasks[k]
-            if any(tasks[m] == r for m in v[:at]):
-                continue  # not r's first step in v
-            if all(clocks[k][tasks[m]] < m for m in v[:at]):
-                initials.append(r)
+        # Each task's first step in v: its first step after j, unless that
+        # comes after j (then so do the rest of its steps); the task of i
+        # has i at the latest.
+        firsts: dict[int, int] = {}
+        for r, steps in enumerate(steps_of):
+            if r != q:
+                at = bisect.bisect_right(steps, j)
+                if at < len(steps) and steps[at] < i and clocks[steps[at]][q] < j:
+                    firsts[r] = steps[at]
+        firsts.setdefault(p, i)
+
+        def initial(r: int) -> bool:
+            # No step in v before r's first one comes before it: checking
+            # each task's first step in v is enough (a later one that came
+            # before it would bring its task's first one along).
+            e = firsts[r]
+            return all(clocks[e][other] < first for other, first in firsts.items() if first < e)
+
         node = self.path[j]
-        if node.backtrack.isdisjoint(initials):
-            possible = [r for r in initials if r in node.runnable]
-            if possible:
-                node.backtrack.add(p if p in possible else possible[0])
+        if not any(r in firsts and initial(r) for r in node.backtrack):
+            chosen = next(
+                (r for r in (p, *sorted(firsts)) if r in node.runnable and initial(r)), None
+            )
+            if chosen is not None:
+                node.backtrack.add(chosen)
             else:
                 node.backtrack.update(node.runnable)
         if self.bound is not None:
