@@ -37,6 +37,17 @@ lost_update = (setup, [inc, inc], holds)
 def correct():
     return {"setup": setup, "tasks": [inc_atomically, inc_atomically], "invariant": holds}
 
+def locked_setup():
+    import threading
+    return {"x": 0, "lock": threading.Lock()}
+
+def locked_inc(state):
+    for _ in range(2):
+        with state["lock"]:
+            state["x"] += 1
+
+locked = (locked_setup, [locked_inc, locked_inc], lambda state: state["x"] == 4)
+
 class AsAClass:
     setup = staticmethod(setup)
     tasks = [inc, inc]
@@ -175,6 +186,27 @@ def test_dfs_proves_a_correct_scenario(scenarios: Path) -> None:
     assert done.stdout.startswith("no failure in ")
     assert "(strategy dfs, seed " in done.stdout
     assert done.stdout.rstrip().endswith("exhausted: every schedule was tried, so this is a proof")
+
+
+def test_no_reduction_makes_dfs_try_every_order(scenarios: Path) -> None:
+    counts = []
+    for flag in ("--reduction", "--no-reduction"):
+        done = critsec_cli(
+            "explore",
+            f"{scenarios}:locked",
+            "--strategy",
+            "dfs",
+            "--preemption-bound",
+            "2",
+            flag,
+            "--json",
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["exhausted"]
+        counts.append(result["schedules"])
+    reduced, plain = counts
+    assert reduced < plain
 
 
 def test_a_schedule_budget_that_runs_out_is_not_a_proof(scenarios: Path) -> None:

@@ -754,6 +754,12 @@ def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     f"[default: {MAX_STEPS}, or $CRITSEC_MAX_STEPS]",
 )
 @click.option(
+    "--reduction/--no-reduction",
+    default=None,
+    help="dfs on thread tasks: skip schedules that only reorder independent steps "
+    "(partial-order reduction).  [default: on, or $CRITSEC_REDUCTION]",
+)
+@click.option(
     "--import-timeout",
     metavar="SECONDS",
     callback=_seconds,
@@ -771,6 +777,7 @@ def explore_command(
     seed: int | None,
     token: str | None,
     max_steps: int | None,
+    reduction: bool | None,
     import_timeout: float,
     as_json: bool,
 ) -> int:
@@ -813,6 +820,7 @@ def explore_command(
             ("preemption-bound", preemption_bound),
             ("timeout", timeout),
             ("seed", seed),
+            ("reduction" if reduction else "no-reduction", reduction),
         )
         given = [f"--{n}" for n, v in searching if v is not None]
         if given:
@@ -831,6 +839,7 @@ def explore_command(
                 timeout=timeout,
                 seed=seed,
                 max_steps=max_steps,
+                reduction=reduction,
             )
     except explorer.ReplayMismatch as error:
         if token is None:
