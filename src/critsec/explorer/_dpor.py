@@ -46,7 +46,7 @@ import bisect
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from ._scheduler import ReplayMismatch, Strategy
+from ._scheduler import BoundedSearch, not_deterministic
 
 __all__ = ["DPORStrategy", "Footprint", "dependent"]
 
@@ -91,35 +91,17 @@ class _Node:
     tried: list[int]
 
 
-class DPORStrategy(Strategy):
+class DPORStrategy(BoundedSearch):
     """``dfs`` with dynamic partial-order reduction: every schedule that is
     not the reordering of independent steps of one already tried; within
     ``preemption_bound`` preemptions if given. Needs the steps' footprints
     (``Scheduler.trail``); see the module note."""
 
-    name = "dfs"
     observes_steps = True
 
     def __init__(self, preemption_bound: int | None = None) -> None:
-        if preemption_bound is not None and preemption_bound < 0:
-            raise ValueError(f"preemption_bound must be >= 0, got {preemption_bound}")
-        self.bound = preemption_bound
+        super().__init__(preemption_bound)
         self.path: list[_Node] = []
-        self.prefix: list[int] = []  # the task of each step, to replay
-        self.done = False
-
-    def begin(self, rng: object) -> None:
-        super().begin(rng)  # type: ignore[arg-type]
-        self.depth = 0
-        self.preemptions = 0
-
-    @staticmethod
-    def _preempts(choice: int, current: int | None, runnable: Sequence[int]) -> bool:
-        return current is not None and current in runnable and choice != current
-
-    def _allowed(self, node: _Node, task: int) -> bool:
-        extra = 1 if self._preempts(task, node.current, node.runnable) else 0
-        return self.bound is None or node.preemptions + extra <= self.bound
 
     def choose(self, runnable: Sequence[int], current: int | None) -> int:
         if self.depth < len(self.prefix):
@@ -132,11 +114,7 @@ class DPORStrategy(Strategy):
         if self.depth < len(self.path):
             node = self.path[self.depth]
             if tuple(runnable) != node.runnable or node.tried[-1] != choice:
-                raise ReplayMismatch(
-                    "the program is not deterministic: the same schedule prefix reached a "
-                    f"different set of runnable tasks ({node.runnable} then {tuple(runnable)}); "
-                    "dfs needs tasks whose only nondeterminism is the schedule"
-                )
+                raise not_deterministic(node.runnable, runnable)
         else:
             node = _Node(tuple(runnable), current, self.preemptions, {choice}, [choice])
             self.path.append(node)
@@ -159,10 +137,6 @@ class DPORStrategy(Strategy):
             self.path.pop()
         self.done = True
         return False
-
-    @property
-    def exhausted(self) -> bool:
-        return self.done
 
     # -- races --------------------------------------------------------------------------------
 

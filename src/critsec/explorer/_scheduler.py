@@ -39,7 +39,7 @@ import random
 import zlib
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .._errors import CritsecError
 
@@ -185,9 +185,22 @@ class _Node:
     tried: list[int] = field(default_factory=list)
 
 
-class DFSStrategy(Strategy):
-    """Every schedule, depth first. ``preemption_bound`` (None: no bound)
-    limits how often a schedule may switch away from a task that could go on."""
+class Decision(Protocol):
+    """A state of a depth-first search: who could run, who ran last, the
+    preemptions before it."""
+
+    @property
+    def runnable(self) -> tuple[int, ...]: ...
+    @property
+    def current(self) -> int | None: ...
+    @property
+    def preemptions(self) -> int: ...
+
+
+class BoundedSearch(Strategy):
+    """What ``dfs`` shares with and without reduction: a depth-first
+    search that replays a prefix of choices, bounded by the number of
+    preemptions (switching away from a task that could go on)."""
 
     name = "dfs"
 
@@ -195,7 +208,6 @@ class DFSStrategy(Strategy):
         if preemption_bound is not None and preemption_bound < 0:
             raise ValueError(f"preemption_bound must be >= 0, got {preemption_bound}")
         self.bound = preemption_bound
-        self.path: list[_Node] = []
         self.prefix: list[int] = []  # choices to replay before branching anew
         self.done = False
 
@@ -208,20 +220,38 @@ class DFSStrategy(Strategy):
     def _preempts(choice: int, current: int | None, runnable: Sequence[int]) -> bool:
         return current is not None and current in runnable and choice != current
 
-    def _allowed(self, node: _Node, choice: int) -> bool:
+    def _allowed(self, node: Decision, choice: int) -> bool:
+        """Whether ``choice`` at ``node`` keeps the schedule within the bound."""
         extra = 1 if self._preempts(choice, node.current, node.runnable) else 0
         return self.bound is None or node.preemptions + extra <= self.bound
+
+    @property
+    def exhausted(self) -> bool:
+        return self.done
+
+
+def not_deterministic(before: tuple[int, ...], now: Sequence[int]) -> ReplayMismatch:
+    return ReplayMismatch(
+        "the program is not deterministic: the same schedule prefix reached a "
+        f"different set of runnable tasks ({before} then {tuple(now)}); "
+        "dfs needs tasks whose only nondeterminism is the schedule"
+    )
+
+
+class DFSStrategy(BoundedSearch):
+    """Every schedule, depth first. ``preemption_bound`` (None: no bound)
+    limits how often a schedule may switch away from a task that could go on."""
+
+    def __init__(self, preemption_bound: int | None = None) -> None:
+        super().__init__(preemption_bound)
+        self.path: list[_Node] = []
 
     def choose(self, runnable: Sequence[int], current: int | None) -> int:
         if self.depth < len(self.prefix):
             choice = self.prefix[self.depth]
             node = self.path[self.depth]
             if tuple(runnable) != node.runnable:
-                raise ReplayMismatch(
-                    "the program is not deterministic: the same schedule prefix reached a "
-                    f"different set of runnable tasks ({node.runnable} then {tuple(runnable)}); "
-                    "dfs needs tasks whose only nondeterminism is the schedule"
-                )
+                raise not_deterministic(node.runnable, runnable)
         else:
             # New territory: keep running the current task if it can (no preemption).
             choice = current if current is not None and current in runnable else min(runnable)
@@ -245,10 +275,6 @@ class DFSStrategy(Strategy):
             self.path.pop()
         self.done = True
         return False
-
-    @property
-    def exhausted(self) -> bool:
-        return self.done
 
 
 class ReplayStrategy(Strategy):
