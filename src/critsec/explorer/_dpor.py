@@ -9,11 +9,14 @@ most of its schedules (the locked lesson, bound 3: 7,434). Dynamic
 partial-order reduction (Flanagan and Godefroid, POPL 2005) runs one
 schedule, looks back at which steps of different tasks *raced* -- touched
 the same place, one of them writing, with nothing ordering them -- and
-schedules a reversal only for those: at the state before the earlier step,
-the later step's task is added to that state's *backtrack set* (or, if it
-could not run there, every task that could). A search that has emptied
-every backtrack set has tried every order of dependent steps: every
-outcome plain ``dfs`` can reach, it reached.
+schedules a reversal only for those: at the state before the earlier
+step, a task that can start the reversed order is added to that state's
+*backtrack set*, unless one is there already (source sets, Abdulla,
+Aronis, Jonsson and Sagonas, POPL 2014; every task that could run there
+when none of them can). A search that has emptied every backtrack set has
+tried every order of dependent steps: every outcome plain ``dfs`` can
+reach, it reached (``tests/test_explore_dpor.py`` checks that against
+plain ``dfs`` on random programs).
 
 Races are found after each schedule with vector clocks (happens-before:
 program order plus the order of dependent steps). Every step of another
@@ -33,7 +36,7 @@ it, where switching costs no preemption.
 conservatively: a step it cannot describe is *opaque* -- it may read and
 write anything -- and depends on every step that touches anything. The
 threads driver describes the instruction a step starts at (see
-``_threads._footprint``): loads and stores of globals, closure variables,
+:mod:`._footprints`): loads and stores of globals, closure variables,
 plain attributes and items of lists and dicts, a controlled lock's
 operations, an operator or an iteration (taken to read anything); calls
 into C or a library are opaque. A driver that describes nothing gets a
