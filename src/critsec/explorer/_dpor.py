@@ -46,10 +46,11 @@ correct search with little reduction.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from ._scheduler import BoundedSearch, not_deterministic
+from ._scheduler import BoundedSearch, Decision, not_deterministic
 
 __all__ = ["DPORStrategy", "Footprint", "dependent"]
 
@@ -128,18 +129,10 @@ class DPORStrategy(BoundedSearch):
     def end(self, steps: int, trail: Sequence[Footprint] = ()) -> bool:
         del self.path[self.depth :]  # past a failure: not ours to revisit
         self._add_backtracks(trail)
-        while self.path:
-            node = self.path[-1]
-            untried = sorted(
-                t for t in node.backtrack if t not in node.tried and self._allowed(node, t)
-            )
-            if untried:
-                node.tried.append(untried[0])
-                self.prefix = [n.tried[-1] for n in self.path]
-                return True
-            self.path.pop()
-        self.done = True
-        return False
+        return self._backtrack(self.path)
+
+    def _options(self, node: Decision) -> Iterable[int]:
+        return sorted(cast(_Node, node).backtrack)  # only the reversals races asked for
 
     # -- races --------------------------------------------------------------------------------
 

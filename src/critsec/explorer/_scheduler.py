@@ -39,7 +39,7 @@ import random
 import zlib
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import CritsecError
 
@@ -195,6 +195,8 @@ class Decision(Protocol):
     def current(self) -> int | None: ...
     @property
     def preemptions(self) -> int: ...
+    @property
+    def tried(self) -> list[int]: ...
 
 
 class BoundedSearch(Strategy):
@@ -224,6 +226,27 @@ class BoundedSearch(Strategy):
         """Whether ``choice`` at ``node`` keeps the schedule within the bound."""
         extra = 1 if self._preempts(choice, node.current, node.runnable) else 0
         return self.bound is None or node.preemptions + extra <= self.bound
+
+    def _options(self, node: Decision) -> Iterable[int]:
+        """The tasks a search may try at ``node``, in order."""
+        return node.runnable
+
+    def _backtrack(self, path: list[Any]) -> bool:
+        """Set the prefix of the next schedule: the deepest node of ``path``
+        with an option not tried yet (within the bound) gets it, the nodes
+        below it are dropped. False, and exhausted, when none is left."""
+        while path:
+            node = path[-1]
+            untried = [
+                t for t in self._options(node) if t not in node.tried and self._allowed(node, t)
+            ]
+            if untried:
+                node.tried.append(untried[0])
+                self.prefix = [n.tried[-1] for n in path]
+                return True
+            path.pop()
+        self.done = True
+        return False
 
     @property
     def exhausted(self) -> bool:
@@ -265,16 +288,7 @@ class DFSStrategy(BoundedSearch):
 
     def end(self, steps: int, trail: Sequence[Footprint] = ()) -> bool:
         del self.path[self.depth :]  # decisions past a failure are not ours to revisit
-        while self.path:
-            node = self.path[-1]
-            untried = [t for t in node.runnable if t not in node.tried and self._allowed(node, t)]
-            if untried:
-                node.tried.append(untried[0])
-                self.prefix = [n.tried[-1] for n in self.path]
-                return True
-            self.path.pop()
-        self.done = True
-        return False
+        return self._backtrack(self.path)
 
 
 class ReplayStrategy(Strategy):
@@ -369,7 +383,7 @@ class Scheduler:
         self.spinner: int | None = None  # spun since the last decision
         self.idle_spins = 0
         #: What each step touched, for a strategy that reduces (else None):
-        #: the driver describes the step under way (``declare``, ``touch``).
+        #: the driver describes the step under way (``declare``).
         self.trail: list[Footprint] | None = None
         if strategy.observes_steps:
             from ._dpor import Footprint  # (which imports this module)
@@ -405,12 +419,6 @@ class Scheduler:
         """Driver: the step under way may touch anything after all."""
         if self.trail:
             self.trail[-1].opaque = True
-
-    def touch(self, place: Hashable) -> None:
-        """Driver: the step under way also writes ``place`` (a lock taken or
-        released, a wait begun)."""
-        if self.trail:
-            self.trail[-1].writes.add(place)
 
     def branch(self, runnable: Sequence[int], current: int | None, continues: bool = False) -> int:
         """Who runs next, of ``runnable``; ``current`` ran last. ``continues``:
