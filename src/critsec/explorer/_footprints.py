@@ -298,6 +298,7 @@ def _binary(frame: types.FrameType, operands: tuple[Any, ...], argrepr: str, mem
 #: Where the classes built on controlled locks live, whose methods touch
 #: only their object and the locks in it (Semaphore, Event, Queue, ...).
 _SYNC_MODULES = ("threading", "queue", "critsec.runtimes")
+_LOCKS = (_patches.Lock, _patches.RLock)
 
 
 def _sync_places(obj: Any) -> frozenset[Hashable] | None:
@@ -305,20 +306,18 @@ def _sync_places(obj: Any) -> frozenset[Hashable] | None:
     controlled lock; a condition's lock and the condition; a
     ``threading``/``queue``/critsec object and the controlled locks (and
     conditions' locks) it keeps. None for anything else."""
-    if type(obj) in (_patches.Lock, _patches.RLock):
+    if type(obj) in _LOCKS:
         return frozenset({("obj", id(obj))})
     if isinstance(obj, _patches.Condition):
         lock = getattr(obj, "_lock", None)
-        if type(lock) not in (_patches.Lock, _patches.RLock):
+        if type(lock) not in _LOCKS:
             return None
         return frozenset({("obj", id(lock)), _place(obj)})
     if isinstance(obj, _patches.SimpleQueue) or type(obj).__module__.startswith(_SYNC_MODULES):
         places = {_place(obj)}
         for value in _fields(obj).values():
-            inner = _sync_places(value) if isinstance(value, _patches.Condition) else None
-            if type(value) in (_patches.Lock, _patches.RLock):
-                inner = frozenset({("obj", id(value))})
-            places |= inner or set()
+            if type(value) in _LOCKS or isinstance(value, _patches.Condition):
+                places |= _sync_places(value) or set()
         return frozenset(places)
     return None
 

@@ -52,7 +52,9 @@ def _at_least(minimum: int) -> Callable[[str], int]:
 
 def _flag(text: str) -> bool:
     words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-    return words[text.lower()]  # KeyError is a LookupError, not a ValueError: see below
+    if text.lower() not in words:
+        raise ValueError(text)
+    return words[text.lower()]
 
 
 def _seconds(text: str) -> float:
@@ -108,7 +110,7 @@ class Settings:
                 continue
             try:
                 found[name] = parse(text.strip())
-            except (ValueError, KeyError):
+            except ValueError:
                 raise ValueError(f"{variable}={text!r} is not a valid {name}") from None
         return cls(**found)
 

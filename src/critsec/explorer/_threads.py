@@ -149,10 +149,11 @@ _LOCAL_ONLY = frozenset(
 
 @dataclass(slots=True)
 class _CodeInfo:
-    #: offset -> shared access, and the offsets that are switch points; both
-    #: computed on the first instruction run (None until then).
+    #: offset -> shared access, and each switch point's offset -> its
+    #: instruction (opname, argrepr); both computed on the first instruction
+    #: run (None until then).
     accesses: dict[int, Access] | None = None
-    points: frozenset[int] = frozenset()
+    points: dict[int, tuple[str, str]] = field(default_factory=dict)
     #: Loop heads (targets of backward jumps): where a task starts a round
     #: of a loop. Each is a step even when not a switch point, so that a
     #: loop of purely local instructions ends in the step limit's error
@@ -160,25 +161,20 @@ class _CodeInfo:
     #: Each maps to the line of the jump back to it: the loop's own line
     #: (``while ...:``), where a spin is reported.
     heads: dict[int, int] = field(default_factory=dict)
-    #: offset -> (opname, argrepr) of each switch point, and what some work
-    #: on (``analyse``'s operands): for their footprints.
-    ops: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: What some instructions work on (``analyse``'s operands): for footprints.
     operands: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
 
-def _switch_points(
-    code: types.CodeType,
-) -> tuple[frozenset[int], dict[int, int], dict[int, tuple[str, str]]]:
+def _switch_points(code: types.CodeType) -> tuple[dict[int, tuple[str, str]], dict[int, int]]:
     instructions = list(dis.get_instructions(code))
-    ops = {i.offset: (i.opname, i.argrepr) for i in instructions if i.opname not in _LOCAL_ONLY}
-    points = frozenset(ops)
+    points = {i.offset: (i.opname, i.argrepr) for i in instructions if i.opname not in _LOCAL_ONLY}
     # 3.11 has POP_JUMP_BACKWARD_IF_*, 3.12+ JUMP_BACKWARD after a forward test.
     heads = {
         i.argval: i.positions.lineno if i.positions and i.positions.lineno else 0
         for i in instructions
         if "JUMP_BACKWARD" in i.opname
     }
-    return points, heads, ops
+    return points, heads
 
 
 # -- where a task is ---------------------------------------------------------------------
@@ -443,7 +439,7 @@ class _Schedule(Control):
             return
         if info.accesses is None:
             info.accesses = analyse(frame.f_code, info.operands)
-            info.points, info.heads, info.ops = _switch_points(frame.f_code)
+            info.points, info.heads = _switch_points(frame.f_code)
         if (offset in info.points or offset in info.heads) and self._in_library_call(frame):
             # The user's code called back by a library: part of the library
             # call's step, which may then do anything.
@@ -458,7 +454,7 @@ class _Schedule(Control):
             return
         access = info.accesses.get(offset)
         if self.reducing:
-            opname, argrepr = info.ops[offset]
+            opname, argrepr = info.points[offset]
             operands = info.operands.get(offset)
             touched = footprint(frame, opname, argrepr, access, operands, t.memo, self._users)
             if touched is not None:
