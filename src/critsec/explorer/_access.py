@@ -138,8 +138,8 @@ def analyse(
 
     ``operands``, if given, is filled with what some other instructions
     work on, for partial-order reduction (:mod:`._footprints`): a binary
-    operator's two operands, a call's callable, ``GET_ITER``'s iterable,
-    ``FOR_ITER``'s iterator."""
+    operator's two operands, a call's callable and arguments, ``GET_ITER``'s
+    iterable, ``FOR_ITER``'s iterator, what ``UNPACK_SEQUENCE`` unpacks."""
     accesses: dict[int, Access] = {}
     stack: list[Expr] = []
     whole = True  # no reset yet: `stack` is the whole stack, bottom included
@@ -164,6 +164,9 @@ def analyse(
     # entry's depth (untouched by the exception), then lasti and the exception.
     entries = getattr(dis.Bytecode(code), "exception_entries", [])
     handlers = {entry.target for entry in entries}  # (3.11 does not mark them as targets)
+    protecting: dict[int, list[Any]] = {}  # offset -> the entries whose range starts there
+    for entry in entries:
+        protecting.setdefault(entry.start, []).append(entry)
     for ins in dis.get_instructions(code):
         op, arg, name = ins.opname, ins.arg, ins.argval
         at = ins.offset
@@ -174,15 +177,14 @@ def analyse(
             known = at not in unsure and ways and all(way == ways[0] for way in ways)
             stack = list(ways[0]) if known else []
             whole = whole and bool(known)
-        for entry in entries:
-            if entry.start == at:
-                # (Only a stack followed from the start is the whole stack,
-                # which the entry's depth counts from the bottom of.)
-                if not whole or len(stack) < entry.depth:
-                    unsure.add(entry.target)
-                else:
-                    base = stack[: entry.depth] + [None] * (1 + bool(entry.lasti))
-                    arriving.setdefault(entry.target, []).append(base)
+        for entry in protecting.get(at, ()):
+            # (Only a stack followed from the start is the whole stack,
+            # which the entry's depth counts from the bottom of.)
+            if not whole or len(stack) < entry.depth:
+                unsure.add(entry.target)
+            else:
+                base = stack[: entry.depth] + [None] * (1 + bool(entry.lasti))
+                arriving.setdefault(entry.target, []).append(base)
         falls_through = op not in _NO_FALL_THROUGH
         if op in _FORWARD_JUMPS and isinstance(ins.argval, int) and ins.argval > at:
             carried = stack[:-1] if op.startswith("POP_JUMP") else list(stack)
