@@ -641,7 +641,11 @@ class _Schedule(Control):
         try:
             if t.abandoned:
                 return
-            if self.reducing and isinstance(t.fn, types.FunctionType) and self._users(t.fn.__code__):
+            if (
+                self.reducing
+                and isinstance(t.fn, types.FunctionType)
+                and self._users(t.fn.__code__)
+            ):
                 # Its first step: the call of the user's function, up to its
                 # first switch point (a library's function would be opaque).
                 self.scheduler.declare()
