@@ -4,9 +4,10 @@ By default a call into the standard library, an installed package or
 critsec itself is one step. ``include`` names modules whose code is
 explored like the user's, which is how the behavioural suite checks the
 threads runtime's own lock, counter and queue at bytecode granularity.
-The litmus program: critsec's cooperative counter (no lock: it is meant
-for tasks that switch only at ``yield``) used from two threads. Its race
-is inside ``PlainCounter.add``, in ``critsec/runtimes/_core.py``.
+The litmus program: critsec's plain counter (no lock: the cooperative
+runtimes' counter is its C twin, meant for tasks that switch only at
+``yield``) used from two threads. Its race is inside ``PlainCounter.add``,
+in ``critsec/runtimes/_core.py``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from critsec.runtimes import _core, _threads
 State = types.SimpleNamespace  # a bag of shared attributes for one schedule
 
 
-def cooperative_counter() -> State:
-    return State(counter=critsec.runtime("coroutines").counter(0))
+def plain_counter() -> State:
+    return State(counter=_core.PlainCounter(0))
 
 
 def thread_counter() -> State:
@@ -45,14 +46,14 @@ def added_twice(s: State) -> bool:
 
 
 def test_without_include_a_library_call_is_one_step() -> None:
-    result = explore(cooperative_counter, [add_one, add_one], added_twice, strategy="dfs")
+    result = explore(plain_counter, [add_one, add_one], added_twice, strategy="dfs")
     assert not result.failed and result.exhausted  # a proof, within critsec's default view
 
 
 @pytest.mark.parametrize("include", [("critsec.runtimes",), ("critsec.runtimes._core",)])
 def test_include_finds_the_race_inside_the_library_and_replays_it(include: tuple[str]) -> None:
     result = explore(
-        cooperative_counter,
+        plain_counter,
         [add_one, add_one],
         added_twice,
         strategy="dfs",
@@ -62,20 +63,18 @@ def test_include_finds_the_race_inside_the_library_and_replays_it(include: tuple
     assert result.failed and result.kind == "invariant"
     assert result.schedule is not None
     # The trace shows the lost update on the counter's own attribute, in _core.py.
-    assert {e.location for e in result.events if e.kind == "read"} == {"CooperativeCounter._value"}
+    assert {e.location for e in result.events if e.kind == "read"} == {"PlainCounter._value"}
     assert "_core.py" in result.trace
-    again = replay(
-        cooperative_counter, [add_one, add_one], added_twice, result.schedule, include=include
-    )
+    again = replay(plain_counter, [add_one, add_one], added_twice, result.schedule, include=include)
     assert again.failed and again.events == result.events
     with pytest.raises(AssertionError, match="lost update"):
-        check(cooperative_counter, [add_one, add_one], added_twice, include=include)
+        check(plain_counter, [add_one, add_one], added_twice, include=include)
 
 
 def test_including_another_module_leaves_the_race_unseen() -> None:
     # Module granularity: the race is in _core, not in _threads.
     result = explore(
-        cooperative_counter,
+        plain_counter,
         [add_one, add_one],
         added_twice,
         strategy="dfs",
@@ -182,7 +181,7 @@ def test_bad_includes_are_refused() -> None:
 
 def test_check_replays_with_include() -> None:
     result = explore(
-        cooperative_counter,
+        plain_counter,
         [add_one, add_one],
         added_twice,
         strategy="dfs",
@@ -191,7 +190,7 @@ def test_check_replays_with_include() -> None:
     assert result.schedule is not None
     with pytest.raises(AssertionError, match="lost update"):
         check(
-            cooperative_counter,
+            plain_counter,
             [add_one, add_one],
             added_twice,
             replay=result.schedule,

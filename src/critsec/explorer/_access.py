@@ -52,6 +52,8 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
+from ..runtimes._ccounter import Counter
+
 __all__ = [
     "DELETED",
     "MISSING",
@@ -73,6 +75,10 @@ __all__ = [
 
 #: "No value": unknown, or it would take running code to know.
 MISSING: Any = object()
+
+#: The cooperative runtimes' counter keeps its value in C: a descriptor
+#: that reads a field and runs no code, so it is peeked like a slot.
+_COUNTER_VALUE = Counter.__dict__["value"]
 
 # -- what an instruction touches: a symbolic stack over dis, once per code object --
 
@@ -351,8 +357,8 @@ def peek_attr(obj: Any, name: str) -> Any:
     if cls_attr is not MISSING:
         if isinstance(cls_attr, property):
             return cls_attr
-        if isinstance(cls_attr, types.MemberDescriptorType):  # __slots__
-            try:
+        if isinstance(cls_attr, types.MemberDescriptorType) or cls_attr is _COUNTER_VALUE:
+            try:  # __slots__, or the C counter's value: a read of a field, no code run
                 return cls_attr.__get__(obj, type(obj))
             except AttributeError:
                 return MISSING

@@ -16,12 +16,12 @@ import collections
 from typing import Any, Generic, TypeVar
 
 from .._task import Kind, Task, check_kind, check_made
+from ._ccounter import Counter
 from ._core import (
     ALL_DONE,
     NOT_EMPTY,
     NOT_FULL,
     DequeStorage,
-    PlainCounter,
     QueueCore,
     check_maxsize,
     run_nowait,
@@ -70,7 +70,7 @@ class Cooperative(Generic[W]):
         return bool(self._waiters[condition]) or self._woken[condition] > 0
 
 
-class CooperativeCounter(PlainCounter):
+class CooperativeCounter(Counter):
     """An integer shared by the tasks of a cooperative runtime (coroutines,
     asyncio).
 
@@ -79,7 +79,16 @@ class CooperativeCounter(PlainCounter):
     ``counter.value += 1`` are both atomic *unless* the task yields between
     a read and its write -- which is how lost updates are shown here. Never
     blocks; any task of the run may call it.
+
+    It is :class:`~._core.PlainCounter` written in C (``_ccounter.c``):
+    ``value`` is then a C attribute, not a property, and the lesson's loop
+    runs at the speed of a plain attribute (issue 9).
     """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} value={self.value}>"
 
 
 class CooperativeQueue(Cooperative[W], DequeStorage, QueueCore[T]):
