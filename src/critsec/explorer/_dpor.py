@@ -19,11 +19,17 @@ reach, it reached (``tests/test_explore_dpor.py`` checks that against
 plain ``dfs`` on random programs).
 
 Races are found after each schedule with vector clocks (happens-before:
-program order plus the order of dependent steps). Every step of another
-task that a step depends on and that is not ordered before the task's
-previous step is a race, not only the latest such step: the latest may be
-a lock's release, which no schedule can put after the acquire that
-waited for it, while the acquire before it can be reordered.
+program order plus the order of dependent steps), and the steps indexed
+by the places they touched, so that a step's dependencies are a few
+lookups. A step of another task that a step depends on is a race unless
+it is ordered before the task's previous step, or before a later step of
+a *third* task that this step also depends on (it is then ordered through
+that one). A task's own later steps do not hide its earlier ones: the
+latest may be a lock's release, which no schedule can put after the
+acquire that waited for it, while the acquire before it can be
+reordered. (Counting every dependent step not ordered before the task's
+previous step, as this did first, gave the same searches but 10,000 races
+a schedule with 101 threads, 0.7 s of analysis; now 300 and 20 ms.)
 
 **With a preemption bound** the reduction alone would be unsound: the one
 order it keeps of two independent steps may need more preemptions than
@@ -80,6 +86,49 @@ def dependent(a: Footprint, b: Footprint) -> bool:
     return not (a.writes.isdisjoint(b.writes) and a.writes.isdisjoint(b.reads)) or not (
         b.writes.isdisjoint(a.reads)
     )
+
+
+class _Index:
+    """The steps of one schedule so far, by what they touched: who
+    depends on a new step is then a few lookups, not a scan of them all."""
+
+    def __init__(self) -> None:
+        self.readers: dict[Hashable, list[int]] = {}
+        self.writers: dict[Hashable, list[int]] = {}
+        self.writing: list[int] = []  # steps that write something (or may)
+        self.opaque: list[int] = []  # steps that may touch anything
+        self.reading_all: list[int] = []  # steps that may read anything
+        self.all: list[int] = []
+
+    def add(self, i: int, step: Footprint) -> None:
+        """Index step ``i`` (not an empty one)."""
+        self.all.append(i)
+        if step.opaque:
+            self.opaque.append(i)
+        elif step.reads_all:
+            self.reading_all.append(i)
+        if step.opaque or step.writes:
+            self.writing.append(i)
+        for place in step.reads:
+            self.readers.setdefault(place, []).append(i)
+        for place in step.writes:
+            self.writers.setdefault(place, []).append(i)
+
+    def dependencies(self, step: Footprint) -> list[int]:
+        """The earlier steps ``step`` depends on (:func:`dependent`), latest first."""
+        if step.opaque:
+            return self.all[::-1]
+        found = set(self.opaque)
+        if step.writes:
+            found.update(self.reading_all)
+        if step.reads_all:
+            found.update(self.writing)
+        for place in step.reads:
+            found.update(self.writers.get(place, ()))
+        for place in step.writes:
+            found.update(self.writers.get(place, ()))
+            found.update(self.readers.get(place, ()))
+        return sorted(found, reverse=True)
 
 
 @dataclass(slots=True)
@@ -145,6 +194,7 @@ class DPORStrategy(BoundedSearch):
         width = 1 + max((max(node.runnable) for node in path[:n]), default=-1)
         clocks: list[list[int]] = []
         steps_of: list[list[int]] = [[] for _ in range(width)]  # each task's steps, in order
+        index = _Index()
         races: list[tuple[int, int]] = []
         for i in range(n):
             p, step = tasks[i], trail[i]
@@ -152,25 +202,28 @@ class DPORStrategy(BoundedSearch):
             before = clocks[mine[-1]] if mine else [-1] * width
             clock = list(before)
             if not step.empty():
-                for q in range(width):
-                    if q == p:
+                # The steps this one depends on, latest first. One of task
+                # q is a race unless it comes before this task's previous
+                # step, or before a later one of *another* task that this
+                # step depends on (then it is ordered through that one).
+                # Not hidden by q's own later steps: the latest may be a
+                # lock's release, which no schedule can put after the
+                # acquire that waited for it, while the acquire before it
+                # can be reordered.
+                seen = list(before)  # what the steps of other tasks order
+                for j in index.dependencies(step):
+                    q = tasks[j]
+                    if q == p or j <= seen[q]:
                         continue
-                    # Every step of q that p's previous step does not come
-                    # after and that this one depends on is a race -- not
-                    # only the latest: an earlier one (a lock's acquire
-                    # before its release) may be the one to reverse.
-                    latest = -1
-                    for j in reversed(steps_of[q]):
-                        if j <= before[q]:
-                            break
-                        if dependent(trail[j], step):
-                            races.append((j, i))
-                            latest = max(latest, j)
-                    if latest >= 0:
-                        other = clocks[latest]
-                        for k in range(width):
-                            if other[k] > clock[k]:
-                                clock[k] = other[k]
+                    races.append((j, i))
+                    other, own = clocks[j], seen[q]
+                    for k in range(width):
+                        if other[k] > seen[k]:
+                            seen[k] = other[k]
+                        if other[k] > clock[k]:
+                            clock[k] = other[k]
+                    seen[q] = own
+                index.add(i, step)
             clock[p] = i
             clocks.append(clock)
             mine.append(i)
