@@ -19,6 +19,7 @@ from critsec.explorer._scheduler import (
     DFSStrategy,
     ExplorationLimit,
     PCTStrategy,
+    POSStrategy,
     RandomStrategy,
     ReplayMismatch,
     ReplayStrategy,
@@ -95,7 +96,7 @@ def test_dfs_preemption_bound_keeps_exactly_the_schedules_within_it(bound: int) 
 
 
 def test_same_seed_same_schedules() -> None:
-    for make in (RandomStrategy, PCTStrategy):
+    for make in (RandomStrategy, PCTStrategy, POSStrategy):
         runs = []
         for _ in range(2):
             rng, strategy = random.Random(42), make()
@@ -144,7 +145,9 @@ def test_step_limit_suggests_the_cause() -> None:
         scheduler.branch([0, 1], 0)
 
 
-@pytest.mark.parametrize("strategy", [RandomStrategy(), PCTStrategy(), DFSStrategy()])
+@pytest.mark.parametrize(
+    "strategy", [RandomStrategy(), PCTStrategy(), POSStrategy(), DFSStrategy()]
+)
 def test_a_task_that_spun_is_not_picked_next_while_another_can_run(strategy: Strategy) -> None:
     scheduler = Scheduler(strategy)
     strategy.begin(random.Random(0))
@@ -154,6 +157,48 @@ def test_a_task_that_spun_is_not_picked_next_while_another_can_run(strategy: Str
         assert scheduler.spun(1) is False
         assert scheduler.branch([1], 1) == 1  # alone, it runs: no deadlock made up
     assert scheduler.branch([0, 1, 2], 0) in (0, 1, 2)  # only the decision after a spin
+
+
+def reader_between_stages(order: list[int], writers: int, reader_steps: int) -> bool:
+    """TwoStage's bug in the simulator: task 0 (the reader) takes all its
+    steps after some writer's third (its first stage) and before any
+    writer's sixth (its second)."""
+    done = [0] * (writers + 1)
+    for task in order:
+        if task == 0 and done[0] == 0 and max(done[1:]) < 3:
+            return False  # the reader came before any first stage
+        done[task] += 1
+        if task and done[task] == 6:
+            return False
+        if done[0] == reader_steps:
+            return True
+    return False
+
+
+def test_pos_runs_a_task_between_two_stages_far_more_often_than_a_random_walk() -> None:
+    # A random walk picks afresh at every step, so a task that must take
+    # several steps in a row among many others almost never does; POS
+    # keeps each task's next-step priority while others run.
+    steps = [8] + [6] * 10
+    hits = {}
+    for make in (RandomStrategy, POSStrategy):
+        strategy, rng = make(), random.Random(1)
+        orders = (simulate(strategy, steps, rng)[0] for _ in range(1000))
+        hits[make.name] = sum(reader_between_stages(order, 10, 8) for order in orders)
+    assert hits["pos"] >= 10 and hits["pos"] >= 4 * max(hits["random"], 1), hits
+
+
+def test_pos_gives_every_step_a_fresh_priority_and_a_spinner_the_lowest() -> None:
+    strategy = POSStrategy()
+    scheduler = Scheduler(strategy)
+    strategy.begin(random.Random(0))
+    ran = [scheduler.branch([0, 1, 2], None) for _ in range(30)]
+    assert len(set(ran)) == 3  # priorities change as tasks run: not one task to its end
+    spinner = ran[-1]
+    scheduler.spun(spinner)
+    others = [t for t in (0, 1, 2) if t != spinner]
+    assert scheduler.branch([0, 1, 2], spinner) in others
+    assert strategy.priority[spinner] < min(strategy.priority[t] for t in others)
 
 
 def test_pct_drops_a_spinner_below_every_other_task() -> None:

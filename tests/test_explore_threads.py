@@ -926,3 +926,44 @@ def test_a_membership_test_of_its_own_is_not_run_to_peek() -> None:
     result = explore(lambda: State(table=Picky(k=1)), [check], lambda s: False, strategy="dfs")
     assert result.failed and Picky.calls == 1  # the program's own test, no peek
     assert not [e for e in result.events if e.location == "State.table['k']"]
+
+
+# -- partial-order sampling on many threads ------------------------------------------------
+
+
+def two_stage_state() -> State:
+    return State(data1=0, data2=0, m1=threading.Lock(), m2=threading.Lock(), seen=None)
+
+
+def two_stage_writer(s: State) -> None:
+    with s.m1:
+        s.data1 = 1
+    with s.m2:
+        s.data2 = s.data1 + 1
+
+
+def two_stage_reader(s: State) -> None:
+    with s.m1:
+        if s.data1 == 0:
+            return
+        t1 = s.data1
+    with s.m2:
+        t2 = s.data2
+    s.seen = (t1, t2)
+
+
+def test_pos_finds_the_reader_between_a_writers_two_stages_and_replays_it() -> None:
+    # SCTBench's TwoStage with 10 writers (benchmarks/programs/twostage_100
+    # has 100): the reader must run whole between the first writer's
+    # stages, among ten other tasks -- a random walk takes up to 600
+    # schedules for it, POS a few dozen.
+    tasks = [*[two_stage_writer] * 10, two_stage_reader]
+
+    def invariant(s: State) -> bool:
+        return s.seen is None or s.seen[1] == s.seen[0] + 1
+
+    result = explore(two_stage_state, tasks, invariant, strategy="pos", seed=0, max_schedules=300)
+    assert result.failed and result.kind == "invariant", result.message
+    assert result.schedule is not None
+    again = replay(two_stage_state, tasks, invariant, result.schedule)
+    assert again.failed and again.events == result.events

@@ -205,7 +205,8 @@ def explore(
     conditions, queues, events, ...) are under the scheduler's control:
     nothing really blocks and no timeout is guessed.
 
-    ``strategy``: ``"pct"`` (default), ``"random"`` or ``"dfs"``
+    ``strategy``: ``"pct"`` (default), ``"random"``, ``"pos"`` (partial-order
+    sampling: a fresh random priority per step) or ``"dfs"``
     (exhaustive, optionally bounded by ``preemption_bound``); ``seed``
     makes the search reproducible (None: a fresh one, reported in the
     result); ``max_schedules`` and ``timeout`` (seconds) bound the search;

@@ -177,6 +177,38 @@ class PCTStrategy(Strategy):
         self.priority[task] = min(lowest, 0.0) - 1
 
 
+class POSStrategy(Strategy):
+    """Partial-order sampling (Yuan, Yang and Gu, "Partial order aware
+    concurrency sampling", CAV 2018), in its basic form: every step gets a
+    fresh random priority, and the runnable task whose next step has the
+    highest runs. A random walk picks a task afresh at every step, so a
+    task that must run many steps in a row among many others (a reader
+    slipping between two stages of one of 100 writers) almost never does;
+    here a task keeps the priority of its next step while the others run,
+    so such runs are far likelier (``benchmarks/README.md``: SCTBench's
+    TwoStage_100). No priority reset on races: footprints are known once a
+    step has run, and POS resets the pending ones."""
+
+    name = "pos"
+
+    def begin(self, rng: random.Random) -> None:
+        super().begin(rng)
+        self.priority: dict[int, float] = {}
+
+    def choose(self, runnable: Sequence[int], current: int | None) -> int:
+        priority = self.priority
+        for task in runnable:
+            if task not in priority:
+                priority[task] = self.rng.random()
+        choice = max(runnable, key=priority.__getitem__)
+        priority[choice] = self.rng.random()  # its next step's
+        return choice
+
+    def yielded(self, task: int) -> None:
+        # A spinner's next step goes below every other (as PCT does).
+        self.priority[task] = min(self.priority.values(), default=0.0) - 1
+
+
 @dataclass
 class _Node:
     runnable: tuple[int, ...]
@@ -319,7 +351,7 @@ class ReplayStrategy(Strategy):
         return choice
 
 
-STRATEGIES = ("random", "pct", "dfs")
+STRATEGIES = ("random", "pct", "dfs", "pos")
 
 
 def make_strategy(
@@ -333,6 +365,8 @@ def make_strategy(
     that describes its steps' footprints)."""
     if name == "random":
         return RandomStrategy()
+    if name == "pos":
+        return POSStrategy()
     if name == "pct":
         return PCTStrategy(depth)
     if name == "dfs":

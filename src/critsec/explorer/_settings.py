@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._scheduler import STRATEGIES
+
 __all__ = ["ENV_PREFIX", "Settings"]
 
 ENV_PREFIX = "CRITSEC_"
@@ -68,7 +70,7 @@ def _seconds(text: str) -> float:
 class Settings:
     """How one search runs.
 
-    ``strategy``: ``"pct"``, ``"random"`` or ``"dfs"``; ``max_schedules``
+    ``strategy``: ``"pct"``, ``"random"``, ``"pos"`` or ``"dfs"``; ``max_schedules``
     and ``timeout`` (seconds; None: none) bound the search, ``max_steps``
     one schedule; ``preemption_bound`` bounds ``dfs`` (None: no bound);
     ``depth`` is PCT's bug depth (a sequence: taken in turn, one per
@@ -93,7 +95,7 @@ class Settings:
         (default ``os.environ``) in place of its setting."""
         environ = os.environ if environ is None else environ
         parsers: dict[str, Callable[[str], Any]] = {
-            "strategy": _one_of("random", "pct", "dfs"),
+            "strategy": _one_of(*STRATEGIES),
             "max_schedules": _at_least(1),
             "max_steps": _at_least(1),
             "timeout": _seconds,
