@@ -406,3 +406,56 @@ def test_a_task_woken_in_a_lock_it_waited_for_writes_the_lock(
     locks = {obj(s.lock) for s in states}
     woken = [writes for name, writes in said if name == "block"]
     assert woken and all(len(writes) == 1 and writes <= locks for writes in woken)
+
+
+def wait_for_ready(s: State) -> None:
+    with s.ready:
+        while not s.x:
+            s.ready.wait()
+
+
+def make_ready(s: State) -> None:
+    with s.ready:
+        s.items.append(1)
+        s.x = 1
+        s.ready.notify()
+
+
+def test_a_task_woken_by_a_notify_writes_the_condition_and_its_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from critsec.explorer._scheduler import Scheduler
+
+    said: list[tuple[str, frozenset[Any]]] = []
+    real = Scheduler.declare
+
+    def spy(self: Scheduler, reads: Any = (), writes: Any = (), reads_all: bool = False) -> None:
+        said.append((sys._getframe(1).f_code.co_name, frozenset(writes)))
+        real(self, reads, writes, reads_all)
+
+    states: list[State] = []
+
+    def setup() -> State:
+        states.append(fresh())
+        return states[-1]
+
+    monkeypatch.setattr(Scheduler, "declare", spy)
+    # dfs's first schedule runs the waiter first: it waits, and the notify wakes it.
+    explore(setup, [wait_for_ready, make_ready], lambda s: True, strategy="dfs", max_schedules=1)
+    (state,) = states
+    woken = [writes for name, writes in said if name == "block"]
+    assert woken == [{obj(state.lock), obj(vars(state.ready))}]
+
+
+def test_a_with_statement_around_a_loop_still_knows_its_exit_and_list_methods_read_no_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state, said = footprints([make_ready, wait_for_ready], monkeypatch)
+    # The exits of both `with s.ready` (the second after a while loop).
+    places: Any = (frozenset(), {obj(state.lock), obj(vars(state.ready))}, False)
+    assert said["CALL"].count(places) == 3  # notify and both __exit__: none opaque
+    assert None not in said["CALL"]
+    # Looking up `s.items.append` reads the list's classes, not the list.
+    lookups = [t for t in said.get("LOAD_METHOD", said.get("LOAD_ATTR", [])) if t is not None]
+    assert any(obj(list) in t[0] and obj(state.items) not in t[0] for t in lookups)
+    assert None not in said.get("LOAD_METHOD", [])

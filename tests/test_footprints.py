@@ -203,4 +203,4 @@ def test_with_and_its_exit_on_a_controlled_lock() -> None:
         assert touched("BEFORE_WITH", Access("use", "with", "", ("fast", "other"))) is None
     finally:
         other.close()
-    assert _footprints._sync_places(object()) is None
+    assert _footprints.sync_places(object()) is None

@@ -316,6 +316,10 @@ def analyse(
             stack.append(("fast", name[1]))
         elif op == "PUSH_NULL":
             stack.append(None)
+        elif op.startswith("POP_JUMP"):  # pops its test, and leaves the rest known
+            pop(1)
+        elif op.startswith("JUMP") and not op.endswith("_OR_POP"):
+            pass  # (the generic rule below would forget the top)
         elif op == "COPY" and arg:
             stack.append(top(arg))
         elif op == "SWAP" and arg:

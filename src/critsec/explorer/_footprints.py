@@ -48,7 +48,7 @@ from . import _patches
 from ._access import MISSING, Access, evaluate
 from ._usercode import is_sync_api
 
-__all__ = ["Touched", "footprint"]
+__all__ = ["Touched", "footprint", "sync_places"]
 
 #: (places read, places written, reads anything); None: opaque.
 Touched = tuple[frozenset[Hashable], frozenset[Hashable], bool] | None
@@ -180,7 +180,7 @@ def _call(
     users: Callable[[types.CodeType], bool],
 ) -> Touched:
     if callee is not None and callee[0] == "exit":  # a with statement's end
-        places = _sync_places(memo.get((id(frame), callee), MISSING))
+        places = sync_places(memo.get((id(frame), callee), MISSING))
         return None if places is None else (frozenset(), places, False)
     if callee is not None and callee[0] == "method":
         return _method_call(frame, callee, memo, users)
@@ -191,7 +191,7 @@ def _call(
     if function is range:
         return _NOTHING
     if isinstance(function, types.MethodType):
-        places = _sync_places(function.__self__)
+        places = sync_places(function.__self__)
         if places is not None and not function.__name__.startswith("_"):
             return (frozenset(), places, False)
         function = function.__func__
@@ -212,7 +212,7 @@ def _method_call(
     target = _known(frame, of, memo)
     if target is MISSING:
         return None
-    places = _sync_places(target)
+    places = sync_places(target)
     if places is not None and (not name.startswith("_") or name in _LOCK_METHODS):
         return (frozenset(), places, False)
     if type(target) in _CONTAINERS:
@@ -301,7 +301,7 @@ _SYNC_MODULES = ("threading", "queue", "critsec.runtimes")
 _LOCKS = (_patches.Lock, _patches.RLock)
 
 
-def _sync_places(obj: Any) -> frozenset[Hashable] | None:
+def sync_places(obj: Any) -> frozenset[Hashable] | None:
     """The places a synchronisation object's operations touch: a
     controlled lock; a condition's lock and the condition; a
     ``threading``/``queue``/critsec object and the controlled locks (and
@@ -317,7 +317,7 @@ def _sync_places(obj: Any) -> frozenset[Hashable] | None:
         places = {_place(obj)}
         for value in _fields(obj).values():
             if type(value) in _LOCKS or isinstance(value, _patches.Condition):
-                places |= _sync_places(value) or set()
+                places |= sync_places(value) or set()
         return frozenset(places)
     return None
 
@@ -335,7 +335,7 @@ def _accessing(
         return None
     if what == "with":
         memo[id(frame), ("exit", access.obj)] = obj
-        places = _sync_places(obj)
+        places = sync_places(obj)
         return None if places is None else (frozenset(), places, False)
     if what == "subscr":  # (``key in obj`` too)
         if type(obj) not in _IMMUTABLE and type(obj) not in _CONTAINERS:
@@ -377,7 +377,7 @@ def _attribute(
                 code = getattr(accessor, "__code__", None)
                 if code is None or not (users(code) or is_sync_api(code)):
                     return None  # (critsec's keep their state on their object)
-            elif isinstance(found, (types.FunctionType, types.MemberDescriptorType)):
+            elif isinstance(found, (types.FunctionType, types.MemberDescriptorType, *_C_METHODS)):
                 pass  # a method, a slot: no code of anyone's
             elif hasattr(type(found), "__get__") and not isinstance(found, _IMMUTABLE):
                 return None  # a descriptor: its code, whoever wrote it
@@ -391,8 +391,19 @@ def _attribute(
         return (frozenset(), frozenset({place}), False)
     # An instance's attribute may be its class's (a class's, its bases').
     classes = obj.__mro__ if isinstance(obj, type) else cls.__mro__
-    return (frozenset({place, *(("obj", id(k)) for k in classes)}), frozenset(), False)
+    read = {("obj", id(k)) for k in classes}
+    if not (found_anywhere and isinstance(found, _C_METHODS) and place == ("obj", id(obj))):
+        read.add(place)  # (a C method of an object with no __dict__: only its class is read)
+    return (frozenset(read), frozenset(), False)
 
+
+#: Methods written in C, as their classes hold them: looking one up runs no code.
+_C_METHODS = (
+    types.MethodDescriptorType,
+    types.BuiltinFunctionType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+)
 
 #: C classes whose attribute access is Python's generic one all the same.
 _GENERIC = (object, types.SimpleNamespace, list, dict, set, frozenset, tuple)

@@ -229,7 +229,7 @@ class _BaseLock:
     label: str
     #: Set on the per-waiter locks of a Condition: then what a task blocked
     #: on this lock waits for is a notify of that condition.
-    _waiter_of: str | None
+    _waiter_of: Condition | None
 
     def _setup(self, control: Control, label: str | None = None) -> None:
         self._control = control
@@ -269,7 +269,7 @@ class _BaseLock:
 
     def describe(self) -> str:
         if self._waiter_of is not None:
-            return f"{self._waiter_of} to be notified"
+            return f"{self._waiter_of._label} to be notified"
         owner = self._owner
         if owner is None:
             return f"{self.label} (free)"
@@ -431,7 +431,7 @@ class Condition(_RealCondition):
             control.sync("wait", f"{self._label}.wait()", self._label)
         waiter = Lock()
         if isinstance(waiter, Lock):
-            waiter._waiter_of = self._label
+            waiter._waiter_of = self
         waiter.acquire()
         self._waiters.append(waiter)  # type: ignore[attr-defined]
         saved_state = self._release_save()  # type: ignore[attr-defined]

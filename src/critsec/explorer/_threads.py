@@ -105,7 +105,7 @@ from ._access import (
 from ._backends import BACKEND, BACKENDS, Monitoring, Tracer
 from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, task_names
 from ._fairness import Rounds
-from ._footprints import footprint
+from ._footprints import footprint, sync_places
 from ._patches import Abandoned, Control, StandIns, Waitable, Window
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
@@ -324,10 +324,18 @@ class _Schedule(Control):
             self._switch(t)
         finally:
             t.waiting = None
-        taken = isinstance(waitable, _patches.Lock | _patches.RLock) and not t.blocked_in
-        if self.reducing and taken and waitable._waiter_of is None:  # type: ignore[attr-defined]
-            # Woken in a lock the user's code takes itself: this step takes it.
-            self.scheduler.declare(writes=[("obj", id(waitable))])
+        if self.reducing and isinstance(waitable, _patches.Lock | _patches.RLock):
+            condition = waitable._waiter_of
+            if condition is not None:
+                # Woken by a notify, in Condition.wait: this step takes its
+                # waiter lock (only notify touches it) and then, unless it
+                # blocks again, the condition's lock: the condition's places.
+                places = sync_places(condition)
+                if places is not None:
+                    self.scheduler.declare(writes=places)
+            elif not t.blocked_in:
+                # Woken in a lock the user's code takes itself: this step takes it.
+                self.scheduler.declare(writes=[("obj", id(waitable))])
         if waitable.ready():
             self._event(t, "wake", "wakes", t.blocked_at)
             return True
