@@ -391,7 +391,7 @@ def _attribute(
         return (frozenset(), frozenset({place}), False)
     # An instance's attribute may be its class's (a class's, its bases').
     classes = obj.__mro__ if isinstance(obj, type) else cls.__mro__
-    read = {("obj", id(k)) for k in classes}
+    read: set[Hashable] = {("obj", id(k)) for k in classes}
     if not (found_anywhere and isinstance(found, _C_METHODS) and place == ("obj", id(obj))):
         read.add(place)  # (a C method of an object with no __dict__: only its class is read)
     return (frozenset(read), frozenset(), False)
