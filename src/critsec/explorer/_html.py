@@ -123,7 +123,8 @@ _CSS = """
 .critsec-player table{border-collapse:collapse;width:100%}
 .critsec-player th,.critsec-player td{padding:.1em .5em;text-align:left;vertical-align:top;
  border-right:1px solid #ccc;white-space:pre-wrap;overflow-wrap:anywhere}
-.critsec-player thead th{position:sticky;top:0;background:#e8e8e8;border-bottom:2px solid #444}
+.critsec-player thead th{position:sticky;top:0;background:#e8e8e8;border-bottom:2px solid #444;
+ white-space:nowrap}
 .critsec-player td.cs-n{text-align:right;white-space:nowrap;color:#333}
 .critsec-player tr.cs-step{cursor:pointer}
 .critsec-player tr.cs-switch td{font-size:11px;color:#555;border-top:1px dashed #666}
