@@ -13,6 +13,7 @@ show. They skip when Chromium or Playwright is missing, unless
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
@@ -197,6 +198,14 @@ def test_each_fragment_has_its_own_id() -> None:
     ids = [re.findall(r'id="(critsec-[0-9a-f]+)"', part) for part in (first, second)]
     assert len(ids[0]) == len(ids[1]) == 1 and ids[0] != ids[1]
     assert "<html" not in first and ids[0][0] in first.split("<script>")[-1]
+
+
+def test_a_failure_with_no_steps_still_renders() -> None:
+    found = lost_update()
+    empty = dataclasses.replace(found, events=(), trace="(no steps recorded)")
+    data = data_of(render_html(empty, page=True))
+    assert data["steps"] == [] and data["conflicts"] == []
+    assert data["failure"].startswith("failed (invariant): ")
 
 
 # -- the command -----------------------------------------------------------------------
@@ -413,11 +422,16 @@ def test_the_player_steps_by_buttons_and_keys(browser: Browser, tmp_path: Path) 
 
 def test_hostile_strings_show_as_text_and_run_nothing(browser: Browser, tmp_path: Path) -> None:
     invariant, exception = hostile_invariant(), hostile_exception()
-    pages = []
-    for name, result in (("invariant", invariant), ("exception", exception)):
+    state_shown = [XSS_SCRIPT, XSS_IMG]  # in the failure message's state
+    raised = ["ValueError: <script>window.pwned = 3</script>", 'onerror="window.pwned = 4"']
+    pages: list[tuple[Path, list[str]]] = []
+    for name, result, texts in (
+        ("invariant", invariant, state_shown),
+        ("exception", exception, raised),
+    ):
         report = tmp_path / f"{name}.html"
         report.write_text(render_html(result, page=True))
-        pages.append(report)
+        pages.append((report, texts))
     # Two fragments in one page with no Content-Security-Policy, as a
     # notebook shows them: only the escaping stands between them and script.
     notebook = tmp_path / "notebook.html"
@@ -427,28 +441,46 @@ def test_hostile_strings_show_as_text_and_run_nothing(browser: Browser, tmp_path
         + exception._repr_html_()
         + "</body></html>"
     )
-    pages.append(notebook)
-    for report in pages:
+    pages.append((notebook, state_shown + raised))
+    for report, texts in pages:
         seen = Watched(browser, report.as_uri())
         page = seen.page
         text = page.locator("body").inner_text()
+        for expected in texts:
+            assert expected in text
         assert page.locator("img").count() == 0
-        if report != pages[1]:
-            assert XSS_SCRIPT in text and XSS_IMG in text
-        if report != pages[0]:
-            assert "ValueError: <script>window.pwned = 3</script>" in text
         seen.assert_clean()
-        if report == notebook:
-            # Two players, each on its own: the second's next moves only it.
-            players = page.locator(".critsec-player")
-            assert players.count() == 2
-            second = players.nth(1)
-            second.locator("button.cs-next").click()
-            assert players.nth(0).locator("tr.cs-current").get_attribute("data-step") == "1"
-            assert second.locator("tr.cs-current").get_attribute("data-step") == "2"
-            second.locator("button.cs-last").click()
-            detail = second.locator(".cs-now-detail").inner_text()
-            assert "Traceback" in detail and "window.pwned = 4" in detail
-            save_screenshot(page, tmp_path, "html-player-hostile.png")
-            seen.assert_clean()
         page.close()
+
+    # In the notebook, each player on its own: the second's buttons move
+    # only it, and its last step shows the traceback, as text.
+    seen = Watched(browser, notebook.as_uri())
+    players = seen.page.locator(".critsec-player")
+    assert players.count() == 2
+    first, second = players.nth(0), players.nth(1)
+    second.locator("button.cs-next").click()
+    assert first.locator("tr.cs-current").get_attribute("data-step") == "1"
+    assert second.locator("tr.cs-current").get_attribute("data-step") == "2"
+    second.locator("button.cs-last").click()
+    detail = second.locator(".cs-now-detail").inner_text()
+    assert "Traceback" in detail and "window.pwned = 4" in detail
+    save_screenshot(seen.page, tmp_path, "html-player-hostile.png")
+    seen.assert_clean()
+    seen.page.close()
+
+
+def test_a_page_without_steps_or_failure_runs_clean(browser: Browser, tmp_path: Path) -> None:
+    found = lost_update()
+    empty = dataclasses.replace(found, events=(), trace="(no steps recorded)")
+    passed = critsec.explore(setup, [inc], lambda state: state["x"] == 1, seed=1)
+    for name, result in (("empty", empty), ("passed", passed)):
+        report = tmp_path / f"{name}.html"
+        report.write_text(render_html(result, page=True))
+        seen = Watched(browser, report.as_uri())
+        seen.page.keyboard.press("ArrowRight")
+        if result.failed:
+            assert seen.page.locator(".cs-counter").inner_text() == "(no steps recorded)"
+        else:
+            assert seen.page.locator("h2").inner_text() == "No failing schedule"
+        seen.assert_clean()
+        seen.page.close()

@@ -118,7 +118,7 @@ _CSS = """
 .critsec-player .cs-now{border:2px solid #111;border-radius:6px;padding:.4em .7em;
  margin-bottom:.6em}
 .critsec-player .cs-now p{margin:.15em 0}
-.critsec-player .cs-now .cs-warn{font-weight:bold}
+.critsec-player .cs-now .cs-warn{font-weight:bold;white-space:pre-line}
 .critsec-player .cs-lanes{max-height:60vh;overflow:auto;border:1px solid #888}
 .critsec-player table{border-collapse:collapse;width:100%}
 .critsec-player th,.critsec-player td{padding:.1em .5em;text-align:left;vertical-align:top;
@@ -312,18 +312,28 @@ _JS = """
     });
   }
 
+  var lit = [];  // the rows marked now: only they change (a trace may have 20,000)
   function show() {
-    var related = {};
-    steps[current].marks.forEach(function (k) {
-      data.conflicts[k - 1].steps.forEach(function (step) { related[step - 1] = true; });
+    if (!n) {
+      counter.textContent = "(no steps recorded)";
+      now.hidden = true;
+      return;
+    }
+    lit.forEach(function (row) {
+      row.classList.remove("cs-current", "cs-related");
+      row.removeAttribute("aria-current");
+      row.firstChild.firstChild.textContent = "";
     });
-    rows.forEach(function (row, i) {
-      var on = i === current;
-      row.classList.toggle("cs-current", on);
-      row.classList.toggle("cs-related", !on && related[i] === true);
-      row.firstChild.firstChild.textContent = on ? "\\u25b6 " : "";
-      if (on) row.setAttribute("aria-current", "step");
-      else row.removeAttribute("aria-current");
+    lit = [rows[current]];
+    rows[current].classList.add("cs-current");
+    rows[current].setAttribute("aria-current", "step");
+    rows[current].firstChild.firstChild.textContent = "\\u25b6 ";
+    steps[current].marks.forEach(function (k) {
+      data.conflicts[k - 1].steps.forEach(function (step) {
+        if (step - 1 === current) return;
+        rows[step - 1].classList.add("cs-related");
+        lit.push(rows[step - 1]);
+      });
     });
     var s = steps[current];
     counter.textContent = "step " + (current + 1) + " of " + n;
