@@ -35,6 +35,7 @@ from critsec._runtime import REDIS_SCHEMES
 from critsec._task import common_kind
 from critsec._watchdog import Overtime, Watchdog
 from critsec.explorer._exits import ProcessExit, ProcessExitsRefused
+from critsec.explorer._html import render_html
 from critsec.explorer._scheduler import decode_schedule
 from critsec.explorer._trace import summary
 from critsec.lab import _bench as bench_rows
@@ -767,6 +768,14 @@ def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     show_default=True,
     help="Give up on a scenario whose module takes longer to import.",
 )
+@click.option(
+    "--html",
+    "html_file",
+    metavar="FILE",
+    type=click.Path(path_type=Path),
+    help="Also write the result to FILE as one self-contained HTML page: the failing "
+    "schedule as a step-through player.",
+)
 @_json_option
 def explore_command(
     scenario: str,
@@ -779,6 +788,7 @@ def explore_command(
     max_steps: int | None,
     reduction: bool | None,
     import_timeout: float,
+    html_file: Path | None,
     as_json: bool,
 ) -> int:
     """Search the interleavings of a scenario for one that breaks it.
@@ -812,6 +822,8 @@ def explore_command(
         raise click.UsageError(str(error)) from None
     if settings.preemption_bound is not None and settings.strategy != "dfs":
         raise click.UsageError("--preemption-bound applies to --strategy dfs only")
+    if html_file is not None:
+        _check_writable(html_file)  # before a search that may take long
     setup, tasks, invariant = _load_scenario(scenario, import_timeout)
     if token is not None:
         searching = (
@@ -854,12 +866,34 @@ def explore_command(
         raise click.ClickException(
             f"the scenario failed outside its tasks: {_exception_line(error)}"
         ) from None
+    command = f"{PROG} explore {shlex.quote(scenario)} --replay {{token}}"
+    if html_file is not None:
+        page = render_html(
+            result, replay_command=command.replace("{token}", str(result.schedule)), page=True
+        )
+        try:
+            html_file.write_text(page, encoding="utf-8")
+        except OSError as error:
+            raise click.UsageError(f"--html: cannot write {html_file}: {error.strerror}") from None
     if as_json:
         _emit_json(result.to_json())
     else:
-        hint = f"replay: {PROG} explore {shlex.quote(scenario)} --replay {{token}}"
-        click.echo(summary(result, hint))
+        click.echo(summary(result, f"replay: {command}"))
     return 1 if result.failed else 0
+
+
+def _check_writable(path: Path) -> None:
+    """A one-line usage error unless ``path`` looks like a file that can be written."""
+    folder = path.parent
+    if path.is_dir():
+        problem = "is a directory"
+    elif not folder.is_dir():
+        problem = "no such directory"
+    elif not os.access(path if path.exists() else folder, os.W_OK):
+        problem = "permission denied"
+    else:
+        return
+    raise click.UsageError(f"--html: cannot write {path}: {problem}")
 
 
 def _one_line(text: str) -> str:

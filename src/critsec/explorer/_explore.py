@@ -87,6 +87,12 @@ class Result:
     def __str__(self) -> str:
         return summary(self, "replay with schedule {token}")
 
+    def _repr_html_(self) -> str:
+        """The interleaving player (``critsec.explorer._html``), for Jupyter."""
+        from ._html import render_html
+
+        return render_html(self)
+
 
 def _driver(kind: str, granularity: str, include: Sequence[str]) -> Driver:
     module, name = _DRIVERS[kind].split(":")
