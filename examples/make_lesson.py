@@ -35,11 +35,10 @@ one. If another task writes in between, one of the two updates is lost.
 
 This notebook runs the classic lesson -- threads, processes, coroutines and
 asyncio updating a shared counter, without and with a lock, then producers
-and consumers sharing a bounded queue -- on
-[critsec](https://github.com/), which gives every execution model the same
-lock, counter and queue, and has an *explorer* that finds the interleaving
-that breaks your code. It only needs `critsec` installed; every cell runs
-in a second or two.""",
+and consumers sharing a bounded queue -- on critsec, which gives every
+execution model the same lock, counter and queue, and has an *explorer*
+that finds the interleaving that breaks your code. It only needs `critsec`
+installed; every cell runs in a second or two.""",
     ),
     (
         "code",
@@ -124,11 +123,12 @@ print(f"{lost_runs} of 5 runs lost an update")""",
         "md",
         "threads-explore",
         """\
-Luck is not a proof. A different Python version, a debugger or one extra
-function call inside the loop, and the updates are lost again. critsec's
-**explorer** does not wait for luck: it runs the tasks itself, one
-bytecode at a time, and chooses where to switch from one to the other
-until it finds an order that breaks the rule `counter == 9`. `setup`
+Luck is not a proof. On an older Python (the one the original ran on),
+or with one function call between the read and the write (as a few cells
+below show), updates are lost again. critsec's **explorer** does not wait
+for luck: it runs the tasks itself, one bytecode at a time, and chooses
+where to switch from one to the other until it finds an order that breaks
+the rule `counter == 9`. `setup`
 resets the counter before each try and says how many updates each task
 makes (2 is plenty).""",
     ),
@@ -162,8 +162,9 @@ the switch into the worst place. (The "state" in the last lines is what
 Now the same work with critsec's threads runtime. Its counter is an object
 and `counter.value` is a *property*: reading it is a function call, and a
 function call is a place where CPython may switch threads. So here the
-window between read and write is wide open, and a real run loses many
-updates, not a rare one:""",
+window between read and write is wide open, and a real run usually loses
+many updates, not a rare one. (The tasks take a lock as their first
+argument, as in the lesson; here they get `None` and do not use it.)""",
     ),
     (
         "code",
@@ -303,10 +304,11 @@ print("counter =", counter.value)""",
 A coroutine -- here a *generator* function -- runs until it reaches a
 `yield`, and only there does it give the turn to another task. Nothing can
 interrupt it anywhere else. The original notebook's cell for this did not
-run (a task took a lock it was never given, no counter object was passed,
-and each generator was only started once, with nobody to take turns
-between them). With critsec's coroutines runtime, `run` is the scheduler:
-it resumes each task in turn, at each `yield`.
+run: it had a stray indent (a syntax error), called the tasks without their
+arguments, had no counter object with a `.value`, resumed each generator
+only once instead of taking turns, and printed a variable `a` that did not
+exist. With critsec's coroutines runtime, `run` is the scheduler: it
+resumes each task in turn, at each `yield`.
 
 First the lesson's version: the task yields *before* the update, never in
 the middle of it. No lock is needed, and the answer is exact:""",
@@ -419,6 +421,14 @@ await aio.run_async(
     critsec.task(async_update, None, counter, 10_001, -1),
 )
 print("counter =", counter.value, "(expected 9)")""",
+    ),
+    (
+        "md",
+        "asyncio-lock-intro",
+        """\
+The same loss as with generators, by the same arithmetic (10 - 10,001).
+With `async with lock:` a task that finds the lock held waits for it,
+letting the others run:""",
     ),
     (
         "code",
