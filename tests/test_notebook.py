@@ -163,7 +163,7 @@ def test_the_bounded_queue_delivers_each_item_once(executed: dict[str, Any], cel
     text = text_of(executed[cell_id])
     assert "consumed 12 of 12 items, each exactly once: True\n" in text
     longest = re.search(r"longest queue seen: (\d+) \(maxsize 3\)", text)
-    assert longest is not None and 1 <= int(longest[1]) <= 3
+    assert longest is not None and int(longest[1]) <= 3  # never more than its bound
     assert len(re.findall(r"^P[12] put P[12]-\d$", text, re.MULTILINE)) == 12
     assert len(re.findall(r"^    C[12] got P[12]-\d$", text, re.MULTILINE)) == 12
 
