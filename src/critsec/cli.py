@@ -615,6 +615,45 @@ def bench(
     return 0
 
 
+@cli.command()
+@click.option(
+    "--out",
+    "-o",
+    metavar="FILE",
+    type=click.Path(path_type=Path),
+    default="critsec-report.html",
+    show_default=True,
+    help="Where to write the report.",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Smaller sizes and no bench: well under a minute.",
+)
+def report(out: Path, quick: bool) -> int:
+    """The lab's findings as one self-contained HTML file.
+
+    The lesson's tour with its verdicts, lost updates over trials (threads,
+    processes, coroutines), the bench (not with --quick) and the explorer's
+    interleaving of the lesson's race as a step-through player. Charts need
+    matplotlib (pip install 'critsec[lab]'); without it, tables only.
+
+    Exits 0 when every step of the tour behaves as the lesson says, 1 if
+    not (the report is written either way).
+    """
+    from critsec.lab import _report
+
+    _check_writable(out, "--out")  # before minutes of work
+    with progress(_report.jobs(quick), _show_progress(False)) as track:
+        made = _report.build_report(quick, track)
+    try:
+        out.write_text(made.html, encoding="utf-8")
+    except OSError as error:
+        raise click.UsageError(f"--out: cannot write {out}: {error.strerror}") from None
+    click.echo(f"report: {out} ({made.passed} of {made.steps} steps behave as the lesson says)")
+    return 0 if made.passed == made.steps else 1
+
+
 # -- explore ----------------------------------------------------------------------------
 
 #: What a scenario is made of (see ``explore --help``).

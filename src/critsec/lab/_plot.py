@@ -122,6 +122,8 @@ def plot_counter(records: list[dict[str, Any]], target: Target, title: str) -> d
     (a histogram), from ``critsec counter --json`` records. Returns what
     was plotted: ``trials``, ``lost_updates``, ``bin_edges``, ``counts``."""
     plt = require_matplotlib()
+    from matplotlib import ticker
+
     if not records:
         raise ValueError("nothing to plot: no trial")
     figure, (per_trial, spread) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -133,9 +135,17 @@ def plot_counter(records: list[dict[str, Any]], target: Target, title: str) -> d
     per_trial.set_xlabel("trial")
     per_trial.set_ylabel("lost updates")
     per_trial.set_xticks(trials if len(trials) <= 20 else trials[:: len(trials) // 10])
+    lost = [r["lost_updates"] for r in records]
+    low, high = min(lost), max(lost)
+    # Few distinct counts: one bar per count, centred on it; else 20 bins at most.
+    bins: Any = (
+        [low - 0.5 + i for i in range(high - low + 2)]
+        if high - low < 20
+        else min(20, max(1, len(records)))
+    )
     _, edges, histogram = spread.hist(
-        [r["lost_updates"] for r in records],
-        bins=min(20, max(1, len(records))),
+        lost,
+        bins=bins,
         color="tab:gray",
         edgecolor="black",
         hatch="//",  # readable without colour
@@ -143,6 +153,12 @@ def plot_counter(records: list[dict[str, Any]], target: Target, title: str) -> d
     spread.set_xlabel("lost updates in a trial")
     spread.set_ylabel("trials")
     spread.ticklabel_format(axis="x", style="plain", useOffset=False)
+    # Counts are whole numbers: whole ticks, and none below 0 lost.
+    per_trial.set_ylim(0, max(1, high) * 1.05)
+    for axis in (per_trial.yaxis, spread.xaxis, spread.yaxis):
+        axis.set_major_locator(ticker.MaxNLocator(integer=True))
+    if high - low < 20:
+        spread.set_xticks(range(low, high + 1, max(1, (high - low) // 10)))
     plotted = {
         "trials": [round(x) for x in _centres(bars)],
         "lost_updates": _heights(bars),
