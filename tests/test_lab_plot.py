@@ -168,3 +168,18 @@ def test_plot_usage_errors_are_one_line_and_exit_2(
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
     assert line.startswith("critsec: error: ") and message in line
+
+
+def test_plot_takes_the_format_its_suffix_names(tmp_path: Path) -> None:
+    done = critsec_cli("counter", "-r", "threads", "-n", "10", "--plot", str(tmp_path / "c.txt"))
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"critsec: error: --plot: cannot draw {tmp_path / 'c.txt'}: ")
+    assert "not 'txt'" in line
+    svg, bare = tmp_path / "c.svg", tmp_path / "chart"
+    for path in (svg, bare):
+        done = critsec_cli("counter", "-r", "threads", "-n", "10", "--plot", str(path))
+        assert done.returncode == 0, done.stderr
+    assert "<svg" in svg.read_text(encoding="utf-8")
+    assert bare.read_bytes()[:8] == PNG_MAGIC  # no suffix: PNG, by the name given
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.svg", "chart"]

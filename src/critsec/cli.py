@@ -154,6 +154,10 @@ def _ready_to_plot(plot_file: Path | None) -> None:
     except plot.MissingExtra as error:
         raise click.UsageError(str(error)) from None
     _check_writable(plot_file, "--plot")
+    try:
+        plot.image_format(plot_file)
+    except ValueError as error:
+        raise click.UsageError(f"--plot: cannot draw {plot_file}: {error}") from None
 
 
 def _plotted(draw: Callable[[], object], plot_file: Path, as_json: bool) -> None:

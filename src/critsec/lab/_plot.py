@@ -21,6 +21,7 @@ from ._bench import BenchRow
 __all__ = [
     "PLOTTED_KEY",
     "MissingExtra",
+    "image_format",
     "plot_bench",
     "plot_counter",
     "plot_pipeline",
@@ -101,12 +102,26 @@ def plot_bench(rows: list[BenchRow], path: str | Path, title: str) -> None:
     plt.close(figure)
 
 
+def image_format(path: str | Path) -> str:
+    """The format ``path``'s suffix names (none: PNG); ValueError if
+    matplotlib cannot write it. Call before the work that precedes a chart."""
+    require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kind = Path(path).suffix.lower().lstrip(".") or "png"
+    known = FigureCanvasBase.get_supported_filetypes()
+    if kind not in known:
+        raise ValueError(f"matplotlib writes {', '.join(sorted(known))}; not {kind!r}")
+    return kind
+
+
 def _save(plt: Any, figure: Any, target: Target, plotted: dict[str, Any]) -> None:
     """Save ``figure``; a PNG also keeps ``plotted`` (formats other than
     PNG take no text of our own)."""
-    png = not isinstance(target, str | Path) or Path(target).suffix.lower() in ("", ".png")
-    options: dict[str, Any] = {"format": "png"} if not isinstance(target, str | Path) else {}
-    if png:
+    # Named, never guessed: a path without a suffix would get ".png" appended.
+    kind = image_format(target) if isinstance(target, str | Path) else "png"
+    options: dict[str, Any] = {"format": kind}
+    if kind == "png":
         options["metadata"] = {PLOTTED_KEY: json.dumps(plotted)}
     figure.tight_layout()
     figure.savefig(target, **options)
