@@ -108,7 +108,7 @@ def test_report_quick_writes_one_page_with_every_section(
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     # The explorer's player, as a fragment with its data.
     assert len([a for a in parsed.all("div") if a.get("class") == "critsec-player"]) == 1
-    assert len(parsed.all("script")) == 2  # its data and its script
+    assert len(parsed.all("script")) == 3  # its data and its script; the page's own
 
 
 def test_report_is_self_contained(made: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -186,10 +186,14 @@ def test_the_report_in_a_browser(
     page.keyboard.press("Home")
     assert current.get_attribute("data-step") == "1"
     save_screenshot(page, tmp_path, "critsec-report.png")
+    folded = page.locator("#lost-processes details table")
+    assert folded.is_hidden()  # on screen, each trial's table is folded away
     # Printed: no navigation and no buttons; every step of the player shows.
     page.emulate_media(media="print")
     assert page.locator("nav").is_hidden()
     assert page.locator("button:visible").count() == 0
     assert player.locator("tr.cs-step:visible").count() == player.locator("tr.cs-step").count()
+    # ... and the folded tables of each trial.
+    assert folded.is_visible()
     seen.assert_clean()
     page.close()

@@ -286,7 +286,7 @@ nav ol{columns:2}
  nav,.skip{display:none}
  a{color:inherit;text-decoration:none}
  section.step,section.histogram,table,img{break-inside:avoid}
- details>*{display:block}
+ details::details-content{content-visibility:visible;display:block}
  h2{break-after:avoid}
 }
 """
@@ -298,10 +298,17 @@ def _sections(sections: list[tuple[str, str]]) -> str:
 
 NO_SCRIPT = "'none'"
 
+# Printed, the folded parts (each trial, the traces) are shown: by the print
+# style where the browser has ::details-content, by this script elsewhere.
+_OPEN_TO_PRINT = (
+    'window.addEventListener("beforeprint", function () {'
+    ' document.querySelectorAll("details").forEach(function (d) { d.open = true; }); });'
+)
+
 
 def _page(body: str, title: str) -> str:
-    # Only the player's own scripts may run: each is named by its hash.
-    scripts = re.findall(r"<script>(.*?)</script>", body, flags=re.S)
+    # Only the player's scripts and ours may run: each is named by its hash.
+    scripts = [*re.findall(r"<script>(.*?)</script>", body, flags=re.S), _OPEN_TO_PRINT]
     hashes = " ".join(
         f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
         for s in scripts
@@ -316,7 +323,7 @@ def _page(body: str, title: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         '<a class="skip" href="#tour">Skip to the tour</a>\n'
-        f"{body}</body>\n</html>\n"
+        f"{body}<script>{_OPEN_TO_PRINT}</script>\n</body>\n</html>\n"
     )
 
 
