@@ -9,7 +9,10 @@ a real headless Chromium, with the helpers of ``test_html_player``. A bad
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -197,3 +200,38 @@ def test_the_report_in_a_browser(
     assert folded.is_visible()
     seen.assert_clean()
     page.close()
+
+
+def test_progress_shows_on_a_terminal_and_is_gone_before_the_last_line(tmp_path: Path) -> None:
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "LINES": "40"}
+    out = tmp_path / "r.html"
+    with subprocess.Popen(
+        [*COMMAND, "--quick", "--out", str(out)],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+    ) as child:
+        os.close(terminal)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError as error:  # the terminal closed: the child is done
+                assert error.errno == errno.EIO
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(controller)
+        assert child.wait(timeout=120) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    total = _report.jobs(quick=True)
+    for job in ("step 1/6: Threads without a lock", "lost updates, trial 6/6: coroutines"):
+        assert job in screen
+    # Each job started marks the one before done: the last one started at
+    # total - 1 done, and no job beyond it.
+    assert f"{total - 1}/{total}" in screen and f"{total}/{total}" not in screen
+    assert screen.rindex("the explorer: the lesson") < screen.index("report: ")
+    assert out.stat().st_size > 0
