@@ -30,6 +30,7 @@ from test_html_player import (  # noqa: F401 -- browser is a fixture
 )
 
 from critsec.lab import _report
+from critsec.lab._counter import CounterResult
 from critsec.lab._demo import DemoCheck, DemoStep
 
 if TYPE_CHECKING:
@@ -235,3 +236,19 @@ def test_progress_shows_on_a_terminal_and_is_gone_before_the_last_line(tmp_path:
     assert f"{total - 1}/{total}" in screen and f"{total}/{total}" not in screen
     assert screen.rindex("the explorer: the lesson") < screen.index("report: ")
     assert out.stat().st_size > 0
+
+
+def test_without_matplotlib_the_numbers_stay_as_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    plot = _report._charts()
+    assert plot is None
+    results = [
+        CounterResult("threads", False, 2, 100, 10, 9, observed, 201, 0.001, trial=trial)
+        for trial, observed in ((1, 9), (2, 40), (3, -60))
+    ]
+    experiment = _report.Histogram("t", "<b>title</b>", "why", lambda trial: results[trial - 1])
+    shown = _report._histogram(experiment, results, plot)
+    assert "<img" not in shown and "pip install 'critsec[lab]'" in shown
+    assert "&lt;b&gt;title&lt;/b&gt;" in shown
+    assert "Lost updates in 2 of 3 trials; median 31, most 69." in shown
+    assert shown.count("<tr>") == 4  # the head and one row per trial
