@@ -133,6 +133,42 @@ _json_option = click.option(
 )
 
 
+def _plot_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--plot",
+        "plot_file",
+        metavar="FILE",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"Also draw {what} to FILE (.png, .svg, .pdf); needs matplotlib "
+        "(pip install 'critsec[lab]').",
+    )
+
+
+def _ready_to_plot(plot_file: Path | None) -> None:
+    """Before any work: matplotlib is there and FILE can be written."""
+    if plot_file is None:
+        return
+    try:
+        plot.require_matplotlib()
+    except plot.MissingExtra as error:
+        raise click.UsageError(str(error)) from None
+    _check_writable(plot_file, "--plot")
+    try:
+        plot.image_format(plot_file)
+    except ValueError as error:
+        raise click.UsageError(f"--plot: cannot draw {plot_file}: {error}") from None
+
+
+def _plotted(draw: Callable[[], object], plot_file: Path, as_json: bool) -> None:
+    try:
+        draw()
+    except OSError as error:
+        raise click.UsageError(f"--plot: cannot write {plot_file}: {error.strerror}") from None
+    if not as_json:
+        click.echo(f"plot: {plot_file}")
+
+
 def _stdout(width: int = 100) -> Console:
     # Not a terminal (a pipe, a file): 100 columns rather than rich's 80, so
     # tables do not wrap into unreadable cells.
@@ -203,6 +239,7 @@ def cli(ctx: click.Context) -> None:
     "(from --seed); the others go on, and the next owner of the lock is told.",
 )
 @click.option("--seed", type=int, default=None, help="Where --kill-holder kills (default: random).")
+@_plot_option("the lost updates of each trial and their histogram")
 @_json_option
 def counter(
     runtime: str,
@@ -212,6 +249,7 @@ def counter(
     trials: int,
     kill_holder: bool,
     seed: int | None,
+    plot_file: Path | None,
     as_json: bool,
 ) -> int:
     """Tasks update one counter that starts at 10, with or without a lock.
@@ -225,7 +263,10 @@ def counter(
     Exits 1 if a run with the lock is not exact.
     """
     if kill_holder:
+        if plot_file is not None:
+            raise click.UsageError("--plot does not apply to --kill-holder")
         return _counter_killing_holder(runtime, lock, tasks, iterations, trials, seed, as_json)
+    _ready_to_plot(plot_file)
     rt = critsec.runtime(runtime)
     results = []
     with progress(trials, _show_progress(as_json)) as track:
@@ -237,6 +278,13 @@ def counter(
                 _emit_json(result.to_json())
     if not as_json:
         _stdout().print(render_counter(results))
+    if plot_file is not None:
+        title = (
+            f"critsec counter: {_shown(runtime)}, {'lock' if lock else 'no lock'}, {tasks} tasks "
+            f"x {iterations:,} updates, {trials} trial{'s' if trials != 1 else ''}"
+        )
+        records = [r.to_json() for r in results]
+        _plotted(lambda: plot.plot_counter(records, plot_file, title), plot_file, as_json)
     return 1 if lock and not all(r.exact for r in results) else 0
 
 
@@ -288,6 +336,7 @@ def counter(
     callback=_pipeline_name,
     help="Redis: the pipeline's name on the server, where its two sides meet.",
 )
+@_plot_option("the queue's length over the run and each consumer's items per second")
 @_json_option
 def pipeline(
     runtime: str,
@@ -300,6 +349,7 @@ def pipeline(
     seed: int | None,
     role: str,
     name: str | None,
+    plot_file: Path | None,
     as_json: bool,
 ) -> int:
     """Producers put numbered items into a bounded queue; consumers take them.
@@ -317,8 +367,16 @@ def pipeline(
     --items and --maxsize, and starts a fresh run of NAME; the consumer side
     takes --consumers, waits for the run if it has not started, and checks
     what it took against the item count the producer side recorded.
+
+    With --plot, the queue's length is sampled over the run, and --json
+    adds the samples and what each consumer took.
     """
     _check_sides(runtime, role, name)
+    if plot_file is not None and (kill or delivery != "at-most-once" or role != "both"):
+        raise click.UsageError(
+            "--plot draws a whole pipeline run: not with --kill, --delivery or --role"
+        )
+    _ready_to_plot(plot_file)
     if kill or delivery != "at-most-once":
         _needs_processes(runtime, "--kill and --delivery")
         with progress(1, _show_progress(as_json)) as track:
@@ -352,11 +410,19 @@ def pipeline(
             maxsize=maxsize,
             role=role,
             name=name,
+            sample=plot_file is not None,
         )
+    record = result.to_json()
     if as_json:
-        _emit_json(result.to_json())
+        _emit_json(record)
     else:
         _stdout().print(render_pipeline(result))
+    if plot_file is not None:
+        title = (
+            f"critsec pipeline: {_shown(runtime)}, {producers} producers, {consumers} consumers, "
+            f"{items:,} items, maxsize {maxsize}"
+        )
+        _plotted(lambda: plot.plot_pipeline(record, plot_file, title), plot_file, as_json)
     return 0 if result.ok else 1
 
 
@@ -551,6 +617,45 @@ def bench(
         if not as_json:
             click.echo(f"plot: {plot_file}")
     return 0
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "-o",
+    metavar="FILE",
+    type=click.Path(path_type=Path),
+    default="critsec-report.html",
+    show_default=True,
+    help="Where to write the report.",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Smaller sizes and no bench: well under a minute.",
+)
+def report(out: Path, quick: bool) -> int:
+    """The lab's findings as one self-contained HTML file.
+
+    The lesson's tour with its verdicts, lost updates over trials (threads,
+    processes, coroutines), the bench (not with --quick) and the explorer's
+    interleaving of the lesson's race as a step-through player. Charts need
+    matplotlib (pip install 'critsec[lab]'); without it, tables only.
+
+    Exits 0 when every step of the tour behaves as the lesson says, 1 if
+    not (the report is written either way).
+    """
+    from critsec.lab import _report
+
+    _check_writable(out, "--out")  # before minutes of work
+    with progress(_report.jobs(quick), _show_progress(False)) as track:
+        made = _report.build_report(quick, track)
+    try:
+        out.write_text(made.html, encoding="utf-8")
+    except OSError as error:
+        raise click.UsageError(f"--out: cannot write {out}: {error.strerror}") from None
+    click.echo(f"report: {out} ({made.passed} of {made.steps} steps behave as the lesson says)")
+    return 0 if made.passed == made.steps else 1
 
 
 # -- explore ----------------------------------------------------------------------------
@@ -882,7 +987,7 @@ def explore_command(
     return 1 if result.failed else 0
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, option: str = "--html") -> None:
     """A one-line usage error unless ``path`` looks like a file that can be written."""
     folder = path.parent
     if path.is_dir():
@@ -893,7 +998,7 @@ def _check_writable(path: Path) -> None:
         problem = "permission denied"
     else:
         return
-    raise click.UsageError(f"--html: cannot write {path}: {problem}")
+    raise click.UsageError(f"{option}: cannot write {path}: {problem}")
 
 
 def _one_line(text: str) -> str:

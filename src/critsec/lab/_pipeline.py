@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import critsec
 
+from ._sampling import SamplerThread, sample_blocking
+
 if TYPE_CHECKING:
     from critsec.runtimes._redis import RedisCounter, RedisQueue, RedisRuntime
 
@@ -164,6 +166,11 @@ class PipelineResult:
     seconds: float
     role: str = "both"
     name: str | None = None
+    #: With ``sample=True`` only: the queue's length over the run, as
+    #: (seconds, qsize) pairs (see ``_sampling``), and the items each
+    #: consumer took.
+    qsize_samples: tuple[tuple[float, int], ...] | None = None
+    taken_per_consumer: tuple[int, ...] | None = None
 
     @property
     def items_per_s(self) -> float:
@@ -188,8 +195,10 @@ class PipelineResult:
         return self.items > 0 and self.produced == self.items and exactly_once and self.bounded
 
     def to_json(self) -> dict[str, Any]:
-        """The result as a JSON-ready dict (the ``critsec pipeline --json`` record)."""
-        return {
+        """The result as a JSON-ready dict (the ``critsec pipeline --json`` record);
+        a sampled run adds ``qsize_samples``, ``taken_per_consumer`` and
+        ``items_per_s_per_consumer`` (items taken / the run's seconds)."""
+        record: dict[str, Any] = {
             "runtime": self.runtime,
             "role": self.role,
             "name": self.name,
@@ -207,6 +216,15 @@ class PipelineResult:
             "seconds": self.seconds,
             "items_per_s": self.items_per_s,
         }
+        if self.qsize_samples is not None:
+            record["qsize_samples"] = [list(point) for point in self.qsize_samples]
+        if self.taken_per_consumer is not None:
+            record["taken_per_consumer"] = list(self.taken_per_consumer)
+            record["items_per_s_per_consumer"] = [
+                taken / self.seconds if self.seconds > 0 else float("inf")
+                for taken in self.taken_per_consumer
+            ]
+        return record
 
 
 def run_pipeline(
@@ -218,6 +236,7 @@ def run_pipeline(
     maxsize: int = 10,
     role: str = "both",
     name: str | None = None,
+    sample: bool = False,
 ) -> PipelineResult:
     """Run producers and consumers on ``runtime`` and check what arrived.
 
@@ -231,6 +250,9 @@ def run_pipeline(
     take the item count from the producer side -- so that the two sides can
     run in two programs, on two machines, started in either order (see
     :class:`_NamedRun`).
+
+    ``sample`` (``role="both"`` only) also records the queue's length over
+    the run and what each consumer took (``critsec pipeline --plot``).
     """
     if producers < 1 or consumers < 1 or items < 1 or maxsize < 0:
         raise ValueError(
@@ -241,6 +263,8 @@ def run_pipeline(
         raise ValueError(f"role must be one of {', '.join(map(repr, ROLES))}, got {role!r}")
     if role != "both" and name is None:
         raise ValueError(f"the {role} side of a pipeline needs the pipeline's name")
+    if sample and role != "both":
+        raise ValueError("only a whole pipeline (role='both') is sampled")
     rt = critsec.runtime(runtime) if isinstance(runtime, str) else runtime
     produce, consume = _TASKS[rt.style]
     # The tasks this run starts: one side of a named pipeline starts its own only.
@@ -258,9 +282,21 @@ def run_pipeline(
         critsec.task(produce, q, producers_left, range(p, items, producers)).named(f"producer-{p}")
         for p in range(producing)
     ] + [critsec.task(consume, q).named(f"consumer-{c}") for c in range(consuming)]
+    # Tasks in processes fork: a thread here then could deadlock them (see _sampling).
+    sampler = None
+    if sample and rt.style == "blocking" and rt.name != "threads":
+        jobs.append(critsec.task(sample_blocking, q, producers_left).named("qsize-sampler"))
+    elif sample:
+        sampler = SamplerThread(q)
+        sampler.start()
     start = time.perf_counter()
-    values = rt.run(*jobs)
-    seconds = time.perf_counter() - start
+    try:
+        values = rt.run(*jobs)
+        seconds = time.perf_counter() - start
+    finally:
+        points = None if sampler is None else sampler.stop()
+    if sample and sampler is None:
+        points = values.pop()
     highs, takens = values[:producing], values[producing:]
     if named is not None and consuming:
         items = named.end_consuming()  # the producer side's word: here, or in another program
@@ -286,6 +322,8 @@ def run_pipeline(
         seconds=seconds,
         role=role,
         name=name,
+        qsize_samples=None if points is None else tuple((t, n) for t, n in points),
+        taken_per_consumer=tuple(len(taken) for taken in takens) if sample else None,
     )
 
 

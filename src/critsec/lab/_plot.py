@@ -2,16 +2,37 @@
 
 matplotlib is imported only when a chart is drawn, and its absence is one
 clear error (:class:`MissingExtra`) raised before any work starts.
+
+The counter's and the pipeline's charts are drawn from the very records
+``--json`` prints. What they plotted is read back from the figure's own
+bars and lines and returned, and a PNG carries it too, as JSON in a text
+chunk named ``critsec`` (:data:`PLOTTED_KEY`): a test can hold a chart
+against the run's JSON without comparing pixels.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ._bench import BenchRow
 
-__all__ = ["MissingExtra", "plot_bench", "require_matplotlib"]
+__all__ = [
+    "PLOTTED_KEY",
+    "MissingExtra",
+    "image_format",
+    "plot_bench",
+    "plot_counter",
+    "plot_pipeline",
+    "require_matplotlib",
+]
+
+#: The PNG text chunk that holds what a counter or pipeline chart plotted.
+PLOTTED_KEY = "critsec"
+
+#: Where a chart goes: a path (its suffix picks the format) or a binary file (PNG).
+Target = str | Path | IO[bytes]
 
 
 class MissingExtra(RuntimeError):
@@ -79,3 +100,131 @@ def plot_bench(rows: list[BenchRow], path: str | Path, title: str) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def image_format(path: str | Path) -> str:
+    """The format ``path``'s suffix names (none: PNG); ValueError if
+    matplotlib cannot write it. Call before the work that precedes a chart."""
+    require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kind = Path(path).suffix.lower().lstrip(".") or "png"
+    known = FigureCanvasBase.get_supported_filetypes()
+    if kind not in known:
+        raise ValueError(f"matplotlib writes {', '.join(sorted(known))}; not {kind!r}")
+    return kind
+
+
+def _save(plt: Any, figure: Any, target: Target, plotted: dict[str, Any]) -> None:
+    """Save ``figure``; a PNG also keeps ``plotted`` (formats other than
+    PNG take no text of our own)."""
+    # Named, never guessed: a path without a suffix would get ".png" appended.
+    kind = image_format(target) if isinstance(target, str | Path) else "png"
+    options: dict[str, Any] = {"format": kind}
+    if kind == "png":
+        options["metadata"] = {PLOTTED_KEY: json.dumps(plotted)}
+    figure.tight_layout()
+    figure.savefig(target, **options)
+    plt.close(figure)
+
+
+def _heights(container: Any) -> list[float]:
+    return [float(value) for value in container.datavalues]
+
+
+def plot_counter(records: list[dict[str, Any]], target: Target, title: str) -> dict[str, Any]:
+    """Lost updates in each trial (bars), and how often each count came up
+    (a histogram), from ``critsec counter --json`` records. Returns what
+    was plotted: ``trials``, ``lost_updates``, ``bin_edges``, ``counts``."""
+    plt = require_matplotlib()
+    from matplotlib import ticker
+
+    if not records:
+        raise ValueError("nothing to plot: no trial")
+    figure, (per_trial, spread) = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure.suptitle(title)
+    trials = [int(r["trial"]) for r in records]
+    bars = per_trial.bar(
+        trials, [r["lost_updates"] for r in records], color="tab:red", edgecolor="black"
+    )
+    per_trial.set_xlabel("trial")
+    per_trial.set_ylabel("lost updates")
+    per_trial.set_xticks(trials if len(trials) <= 20 else trials[:: len(trials) // 10])
+    lost = [r["lost_updates"] for r in records]
+    low, high = min(lost), max(lost)
+    # Few distinct counts: one bar per count, centred on it; else 20 bins at most.
+    bins: Any = (
+        [low - 0.5 + i for i in range(high - low + 2)]
+        if high - low < 20
+        else min(20, max(1, len(records)))
+    )
+    _, edges, histogram = spread.hist(
+        lost,
+        bins=bins,
+        color="tab:gray",
+        edgecolor="black",
+        hatch="//",  # readable without colour
+    )
+    spread.set_xlabel("lost updates in a trial")
+    spread.set_ylabel("trials")
+    spread.ticklabel_format(axis="x", style="plain", useOffset=False)
+    # Counts are whole numbers: whole ticks, and none below 0 lost.
+    per_trial.set_ylim(0, max(1, high) * 1.05)
+    for axis in (per_trial.yaxis, spread.xaxis, spread.yaxis):
+        axis.set_major_locator(ticker.MaxNLocator(integer=True))
+    if high - low < 20:
+        spread.set_xticks(range(low, high + 1, max(1, (high - low) // 10)))
+    plotted = {
+        "trials": [round(x) for x in _centres(bars)],
+        "lost_updates": _heights(bars),
+        "bin_edges": [float(edge) for edge in edges],
+        "counts": [float(patch.get_height()) for patch in histogram],
+    }
+    _save(plt, figure, target, plotted)
+    return plotted
+
+
+def _centres(bars: Any) -> list[float]:
+    return [patch.get_x() + patch.get_width() / 2 for patch in bars.patches]
+
+
+def plot_pipeline(record: dict[str, Any], target: Target, title: str) -> dict[str, Any]:
+    """The queue's length over the run (a step line, its bound dashed) and
+    each consumer's items per second (bars), from a sampled ``critsec
+    pipeline --json`` record. Returns what was plotted: ``seconds``,
+    ``qsize``, ``consumers``, ``items_per_s``."""
+    plt = require_matplotlib()
+    if "qsize_samples" not in record or "items_per_s_per_consumer" not in record:
+        raise ValueError("nothing to plot: the run was not sampled")
+    figure, (length, rates) = plt.subplots(
+        1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [2, 1]}
+    )
+    figure.suptitle(title)
+    (line,) = length.step(
+        [t for t, _ in record["qsize_samples"]],
+        [n for _, n in record["qsize_samples"]],
+        where="post",
+        color="black",
+    )
+    if record.get("maxsize"):
+        length.axhline(record["maxsize"], color="black", linestyle="--", linewidth=1)
+        length.annotate(
+            "maxsize", (0, record["maxsize"]), xytext=(2, 2), textcoords="offset points"
+        )
+    length.set_xlabel("seconds")
+    length.set_ylabel("items in the queue (qsize)")
+    highest = max([record.get("maxsize") or 0] + [n for _, n in record["qsize_samples"]])
+    length.set_ylim(0, highest * 1.15 + 0.5)  # room for the bound's label
+    names = [f"consumer-{c}" for c in range(len(record["items_per_s_per_consumer"]))]
+    bars = rates.bar(names, record["items_per_s_per_consumer"], color="tab:blue", edgecolor="black")
+    rates.set_ylabel("items taken per second")
+    rates.tick_params(axis="x", labelrotation=30)
+    xy = line.get_xydata()
+    plotted = {
+        "seconds": [float(x) for x, _ in xy],
+        "qsize": [int(y) for _, y in xy],
+        "consumers": names,
+        "items_per_s": _heights(bars),
+    }
+    _save(plt, figure, target, plotted)
+    return plotted
