@@ -12,7 +12,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 BUG = True
-DESCRIPTION = "Lamport's bakery without 'choosing': equal tickets, both threads inside (CHESS)"
+DESCRIPTION = "Lamport's bakery without 'choosing': equal tickets, both threads inside"
 
 N = 2
 

@@ -2,15 +2,15 @@
 takes a ticket one higher than every ticket it sees, announcing with
 ``choosing`` that it is picking one, then waits for every thread still
 choosing and for every smaller ticket (ties broken by thread number).
-Correct under sequential consistency, which the GIL gives; one of the
-mutual-exclusion classics shipped with CHESS's samples."""
+Correct under sequential consistency, which the GIL gives; a
+busy-waiting classic like ``fixed_peterson`` and ``fixed_dekker``."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 BUG = False
-DESCRIPTION = "Lamport's bakery: tickets and 'choosing' flags, spin-waiting (CHESS)"
+DESCRIPTION = "Lamport's bakery: tickets and 'choosing' flags, spin-waiting"
 
 N = 2
 

@@ -2,8 +2,8 @@
 request tests ``stopping`` and increments the count in one locked region,
 and decrements only if it incremented, so the stop routine's decrement can
 reach zero only when no request is inside. SCTBench has no fixed twin;
-this is the fix KISS's authors describe (make the check and the increment
-atomic)."""
+this is the natural fix: the check and the increment made one atomic
+step."""
 
 from __future__ import annotations
 

@@ -1,7 +1,11 @@
 """urllib3's ``connection_from_host`` race (see ``urllib3_pool_replace``)
-fixed as https://github.com/urllib3/urllib3/pull/204 does: the lookup, the
-creation and the store happen under the container's (reentrant) lock, so
-the second thread finds the first thread's pool and nothing is replaced."""
+fixed the way urllib3 has done it since
+https://github.com/urllib3/urllib3/pull/204: the lookup, the creation and
+the store happen under the container's (reentrant) lock, so the second
+thread finds the first thread's pool and nothing is replaced. (With more
+hosts than the container holds, a pool can still be evicted and closed
+while in use -- urllib3 issues #1252 and #1262 -- which one host here
+cannot show.)"""
 
 from __future__ import annotations
 
