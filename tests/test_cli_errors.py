@@ -10,15 +10,12 @@ on a pseudo-terminal.
 
 from __future__ import annotations
 
-import errno
-import os
-import pty
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from terminal import run_on_terminal
 
 from critsec.cli import main
 from critsec.explorer._scheduler import encode_schedule
@@ -171,29 +168,9 @@ def test_no_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_progress_is_drawn_on_a_terminal_and_gone_before_the_table() -> None:
     script = Path(sys.executable).with_name("critsec")
-    controller, terminal = pty.openpty()
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "LINES": "40"}
-    with subprocess.Popen(
-        [str(script), "counter", "-r", "threads", "-n", "200", "-t", "3"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=env,
-    ) as child:
-        os.close(terminal)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError as error:  # the terminal closed: the child is done
-                assert error.errno == errno.EIO
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(controller)
-        assert child.wait(timeout=50) == 0
-    screen = b"".join(chunks).decode(errors="replace")
+    screen = run_on_terminal(
+        [str(script), "counter", "-r", "threads", "-n", "200", "-t", "3"], timeout=50
+    )
     for trial in (1, 2, 3):
         assert f"trial {trial}/3: threads, lock" in screen
     assert "exact in 3 of 3 trials" in screen

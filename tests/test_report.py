@@ -9,10 +9,7 @@ a real headless Chromium, with the helpers of ``test_html_player``. A bad
 from __future__ import annotations
 
 import base64
-import errno
 import hashlib
-import os
-import pty
 import re
 import subprocess
 import sys
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import pytest
+from terminal import run_on_terminal
 from test_html_player import (  # noqa: F401 -- browser is a fixture
     XSS_IMG,
     XSS_SCRIPT,
@@ -204,30 +202,8 @@ def test_the_report_in_a_browser(
 
 
 def test_progress_shows_on_a_terminal_and_is_gone_before_the_last_line(tmp_path: Path) -> None:
-    controller, terminal = pty.openpty()
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100", "LINES": "40"}
     out = tmp_path / "r.html"
-    with subprocess.Popen(
-        [*COMMAND, "--quick", "--out", str(out)],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=env,
-    ) as child:
-        os.close(terminal)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError as error:  # the terminal closed: the child is done
-                assert error.errno == errno.EIO
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(controller)
-        assert child.wait(timeout=120) == 0
-    screen = b"".join(chunks).decode(errors="replace")
+    screen = run_on_terminal([*COMMAND, "--quick", "--out", str(out)], timeout=120)
     total = _report.jobs(quick=True)
     for job in ("step 1/6: Threads without a lock", "lost updates, trial 6/6: coroutines"):
         assert job in screen
