@@ -481,6 +481,31 @@ def test_a_huge_state_is_shown_shortened_in_the_failure() -> None:
     assert len(result.message) < 600 and len(result.trace) < 1_000
 
 
+def raise_huge(s: object) -> None:
+    raise ValueError(list(range(100_000)))
+
+
+@pytest.mark.parametrize("kind", ["thread", "generator", "async"])
+def test_a_huge_exception_is_shown_shortened_in_the_failure(kind: str) -> None:
+    # The exception's text, like a state, is cut: in the message and in
+    # the traceback the result keeps (the trace), each line at 500 characters.
+    async def raise_huge_async(s: object) -> None:
+        raise_huge(s)
+
+    def raise_huge_generator(s: object) -> Any:
+        raise_huge(s)
+        yield
+
+    task = {"thread": raise_huge, "generator": raise_huge_generator, "async": raise_huge_async}
+    result = explore(lambda: None, [task[kind]], lambda s: True)
+    assert result.failed and result.kind == "exception"
+    assert "ValueError: [0, 1, 2" in result.message
+    assert "characters in all)" in result.message and len(result.message) < 700
+    assert result.outcome is not None and "characters in all)" in result.outcome.detail
+    assert max(map(len, result.outcome.detail.splitlines())) < 600
+    assert len(result.trace) < 3_000
+
+
 def test_a_spin_wait_that_no_one_ends_is_a_livelock_at_its_loop() -> None:
     def waits_for_b(s: State) -> None:
         while not s.b:

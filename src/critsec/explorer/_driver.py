@@ -65,15 +65,17 @@ def describe_exception(exc: BaseException) -> tuple[str, str]:
     """(one line, full traceback) for an exception raised by a task. The
     traceback shows the user's code: the driver frames that called the task,
     and the explorer's own frames that raised on the task's behalf (a
-    refused ``os._exit``), are left out."""
-    line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    refused ``os._exit``), are left out. Each line is cut as a state's
+    repr is (an exception may carry a huge value in its message)."""
+    line = _shortened("".join(traceback.format_exception_only(type(exc), exc)).strip())
     shown = traceback.TracebackException.from_exception(exc)
     stack = shown.stack
     first = next((i for i, f in enumerate(stack) if not f.filename.startswith(_CALLERS)), None)
     if first is not None:
         last = max(i for i, f in enumerate(stack) if not f.filename.startswith(_EXPLORER))
         shown.stack = traceback.StackSummary.from_list(stack[first : last + 1])
-    return line, "".join(shown.format())
+    lines = "".join(shown.format()).splitlines(keepends=True)
+    return line, "".join(_shortened(text.rstrip("\n")) + "\n" for text in lines)
 
 
 #: The most of a state's repr a failure message shows: a state of 100,000
