@@ -381,9 +381,11 @@ def test_a_range_loop_and_an_int_update_touch_nothing_shared(
     assert said["BINARY_OP"] == [nothing] * 2  # shared += 1 on an int
 
 
-def test_a_task_woken_in_a_lock_it_waited_for_writes_the_lock(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def woken(
+    tasks: list[Callable[[State], None]], schedules: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[State], list[frozenset[Any]]]:
+    """The first ``schedules`` of dfs on ``tasks``: their states, and what
+    each step of a task woken from a wait was said to write."""
     from critsec.explorer._scheduler import Scheduler
 
     said: list[tuple[str, frozenset[Any]]] = []
@@ -399,13 +401,20 @@ def test_a_task_woken_in_a_lock_it_waited_for_writes_the_lock(
         states.append(fresh())
         return states[-1]
 
-    monkeypatch.setattr(Scheduler, "declare", spy)
+    with monkeypatch.context() as patch:
+        patch.setattr(Scheduler, "declare", spy)
+        explore(setup, tasks, lambda s: True, strategy="dfs", max_schedules=schedules)
+    return states, [writes for name, writes in said if name == "block"]
+
+
+def test_a_task_woken_in_a_lock_it_waited_for_writes_the_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # dfs's first schedule runs a until it finishes; its second preempts a
     # inside the lock, so b blocks, and is woken when a releases it.
-    explore(setup, [locked_a, locked_a], lambda s: True, strategy="dfs", max_schedules=30)
+    states, writes = woken([locked_a, locked_a], 30, monkeypatch)
     locks = {obj(s.lock) for s in states}
-    woken = [writes for name, writes in said if name == "block"]
-    assert woken and all(len(writes) == 1 and writes <= locks for writes in woken)
+    assert writes and all(len(w) == 1 and w <= locks for w in writes)
 
 
 def wait_for_ready(s: State) -> None:
@@ -424,27 +433,9 @@ def make_ready(s: State) -> None:
 def test_a_task_woken_by_a_notify_writes_the_condition_and_its_lock(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from critsec.explorer._scheduler import Scheduler
-
-    said: list[tuple[str, frozenset[Any]]] = []
-    real = Scheduler.declare
-
-    def spy(self: Scheduler, reads: Any = (), writes: Any = (), reads_all: bool = False) -> None:
-        said.append((sys._getframe(1).f_code.co_name, frozenset(writes)))
-        real(self, reads, writes, reads_all)
-
-    states: list[State] = []
-
-    def setup() -> State:
-        states.append(fresh())
-        return states[-1]
-
-    monkeypatch.setattr(Scheduler, "declare", spy)
     # dfs's first schedule runs the waiter first: it waits, and the notify wakes it.
-    explore(setup, [wait_for_ready, make_ready], lambda s: True, strategy="dfs", max_schedules=1)
-    (state,) = states
-    woken = [writes for name, writes in said if name == "block"]
-    assert woken == [{obj(state.lock), obj(vars(state.ready))}]
+    (state,), writes = woken([wait_for_ready, make_ready], 1, monkeypatch)
+    assert writes == [{obj(state.lock), obj(vars(state.ready))}]
 
 
 def test_a_with_statement_around_a_loop_still_knows_its_exit_and_list_methods_read_no_list(
