@@ -650,10 +650,7 @@ def report(out: Path, quick: bool) -> int:
     _check_writable(out, "--out")  # before minutes of work
     with progress(_report.jobs(quick), _show_progress(False)) as track:
         made = _report.build_report(quick, track)
-    try:
-        out.write_text(made.html, encoding="utf-8")
-    except OSError as error:
-        raise click.UsageError(f"--out: cannot write {out}: {error.strerror}") from None
+    _write(out, made.html, "--out")
     click.echo(f"report: {out} ({made.passed} of {made.steps} steps behave as the lesson says)")
     return 0 if made.passed == made.steps else 1
 
@@ -928,7 +925,7 @@ def explore_command(
     if settings.preemption_bound is not None and settings.strategy != "dfs":
         raise click.UsageError("--preemption-bound applies to --strategy dfs only")
     if html_file is not None:
-        _check_writable(html_file)  # before a search that may take long
+        _check_writable(html_file, "--html")  # before a search that may take long
     setup, tasks, invariant = _load_scenario(scenario, import_timeout)
     if token is not None:
         searching = (
@@ -976,10 +973,7 @@ def explore_command(
         page = render_html(
             result, replay_command=command.replace("{token}", str(result.schedule)), page=True
         )
-        try:
-            html_file.write_text(page, encoding="utf-8")
-        except OSError as error:
-            raise click.UsageError(f"--html: cannot write {html_file}: {error.strerror}") from None
+        _write(html_file, page, "--html")
     if as_json:
         _emit_json(result.to_json())
     else:
@@ -987,7 +981,15 @@ def explore_command(
     return 1 if result.failed else 0
 
 
-def _check_writable(path: Path, option: str = "--html") -> None:
+def _write(path: Path, text: str, option: str) -> None:
+    """Write the file an option named; a one-line usage error if it cannot be."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise click.UsageError(f"{option}: cannot write {path}: {error.strerror}") from None
+
+
+def _check_writable(path: Path, option: str) -> None:
     """A one-line usage error unless ``path`` looks like a file that can be written."""
     folder = path.parent
     if path.is_dir():

@@ -83,10 +83,10 @@ def describe_exception(exc: BaseException) -> tuple[str, str]:
 MAX_STATE_REPR = 500
 
 
-def _shortened(text: str, limit: int = MAX_STATE_REPR) -> str:
-    if len(text) <= limit:
+def _shortened(text: str) -> str:
+    if len(text) <= MAX_STATE_REPR:
         return text
-    return f"{text[:limit]}... ({len(text):,} characters in all)"
+    return f"{text[:MAX_STATE_REPR]}... ({len(text):,} characters in all)"
 
 
 class Driver:

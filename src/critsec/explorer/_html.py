@@ -25,7 +25,7 @@ import json
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from ._driver import MAX_STATE_REPR, _shortened
+from ._driver import _shortened as _cut  # each string: as a failure message cuts a state
 from ._trace import _cell, _conflicts_for, _ending, _where, summary
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ def script_json(data: Any) -> str:
     ``<``, ``>`` or ``&`` is left to end the element or open a comment."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-
-
-def _cut(text: str) -> str:
-    return _shortened(text, MAX_STATE_REPR)
 
 
 def _cut_lines(text: str) -> str:

@@ -116,7 +116,23 @@ class RandomStrategy(Strategy):
         return self.rng.choice(runnable)
 
 
-class PCTStrategy(Strategy):
+class _Prioritised(Strategy):
+    """A strategy that runs the runnable task of highest priority."""
+
+    def begin(self, rng: random.Random) -> None:
+        super().begin(rng)
+        self.priority: dict[int, float] = {}
+
+    def yielded(self, task: int) -> None:
+        # Below every other task, as CHESS's fair scheduler does with a
+        # thread that yields: the others run until they block, finish or
+        # spin in turn. Left on top, a spinner would keep the CPU until the
+        # step limit (a change of priority only moves it a little down).
+        lowest = min(self.priority.values(), default=0.0)
+        self.priority[task] = min(lowest, 0.0) - 1
+
+
+class PCTStrategy(_Prioritised):
     """PCT with bug depth ``depth``: a bug of depth *d* needs *d - 1* well
     placed preemptions. ``depth`` may also be a sequence of depths, taken in
     turn, one per schedule: the default (3, 4, 5) finds the common one- and
@@ -143,7 +159,6 @@ class PCTStrategy(Strategy):
         super().begin(rng)
         self.depth = self.depths[self.schedule % len(self.depths)]
         self.schedule += 1
-        self.priority: dict[int, float] = {}
         self.step = 0
         k = self.expected_steps
         points = sorted(rng.sample(range(1, k + 1), min(self.depth - 1, k)))
@@ -168,16 +183,8 @@ class PCTStrategy(Strategy):
         self.expected_steps = max(self.expected_steps, self.step)
         return True
 
-    def yielded(self, task: int) -> None:
-        # Below every other task, as CHESS's fair scheduler does with a
-        # thread that yields: the others run until they block, finish or
-        # spin in turn. Left on top, a spinner would keep the CPU until the
-        # step limit (a change point only moves it a little down).
-        lowest = min(self.priority.values(), default=0.0)
-        self.priority[task] = min(lowest, 0.0) - 1
 
-
-class POSStrategy(Strategy):
+class POSStrategy(_Prioritised):
     """Partial-order sampling (Yuan, Yang and Gu, "Partial order aware
     concurrency sampling", CAV 2018), in its basic form: every step gets a
     fresh random priority, and the runnable task whose next step has the
@@ -191,10 +198,6 @@ class POSStrategy(Strategy):
 
     name = "pos"
 
-    def begin(self, rng: random.Random) -> None:
-        super().begin(rng)
-        self.priority: dict[int, float] = {}
-
     def choose(self, runnable: Sequence[int], current: int | None) -> int:
         priority = self.priority
         for task in runnable:
@@ -203,10 +206,6 @@ class POSStrategy(Strategy):
         choice = max(runnable, key=priority.__getitem__)
         priority[choice] = self.rng.random()  # its next step's
         return choice
-
-    def yielded(self, task: int) -> None:
-        # A spinner's next step goes below every other (as PCT does).
-        self.priority[task] = min(self.priority.values(), default=0.0) - 1
 
 
 @dataclass
