@@ -43,3 +43,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def rt(request: pytest.FixtureRequest) -> critsec.Runtime[Any, Any]:
     name, options = RUNTIME_PARAMS[request.param]
     return critsec.runtime(name, **options)
+
+
+@pytest.fixture(params=["C loop", "Python loop"])
+def coroutines_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a coroutines test under the scheduler's C round-robin loop, then
+    under the Python loop it stands in for (the reference)."""
+    if request.param == "Python loop":
+        from critsec.runtimes import _coroutines
+
+        monkeypatch.setattr(_coroutines, "_round_robin", None)
+    return str(request.param)

@@ -3,7 +3,9 @@
 The shared suite (test_primitives.py) holds this runtime to the common
 behaviour; these tests pin what only a scheduler that sees every switch can
 promise: exact interleavings, reproducible random orders, and deadlock
-reports. Nothing sleeps: a task lets the others run by yielding.
+reports. Nothing sleeps: a task lets the others run by yielding. Each test
+runs under the scheduler's C loop and under the Python loop it stands in
+for (the ``coroutines_loop`` fixture).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import critsec
 from critsec.runtimes._coroutines import CoroutineLock, CoroutinesRuntime
 
 Gen = Generator[Any, None, Any]
+
+pytestmark = pytest.mark.usefixtures("coroutines_loop")
 
 
 def coroutines(**options: Any) -> CoroutinesRuntime:

@@ -77,7 +77,6 @@ import time
 import types
 import warnings
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .._errors import DeadlockError, Wait
@@ -86,6 +85,8 @@ from .._protocols import GeneratorLock, GeneratorQueue
 from .._runtime import Runtime
 from .._task import Task
 from .._watchdog import Overtime, Watchdog
+from ._ccoroutines import RAISED, RETURNED, TAKE, YIELDED, Held, LockBase, ParkBase, RunningBase
+from ._ccoroutines import round_robin as _round_robin
 from ._cooperative import Cooperative, CooperativeCounter, CooperativeQueue, start_tasks
 from ._core import UNLOCKED, LockCore, Steps, clock, run_nowait
 
@@ -107,15 +108,20 @@ ORDERS = ("round-robin", "random")
 # -- the coroutines runtime ---------------------------------------------------
 
 
-class Park:
+class Park(ParkBase):
     """What a waiting task yields to the scheduler: "resume me once
     ``condition`` is notified on ``owner``, or at ``deadline``".
 
     Made by the primitives' waiting methods and passed up through
-    ``yield from``; a task never makes one itself.
+    ``yield from``; a task never makes one itself. Its fields are C
+    (ParkBase): the scheduler's C loop reads them at every switch.
     """
 
-    __slots__ = ("condition", "deadline", "owner", "woken")
+    __slots__ = ()
+    owner: Parking
+    condition: str
+    deadline: float | None
+    woken: bool
 
     def __init__(self, owner: Parking, condition: str, seconds: float | None) -> None:
         self.owner = owner
@@ -227,23 +233,7 @@ class Parking(Cooperative[Park]):
             steps.close()
 
 
-class _Held:
-    """What ``yield from lock`` returns: a context manager that releases."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self, lock: CoroutineLock) -> None:
-        self._lock = lock
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        # Three named parameters, not *exc_info: no tuple built per exit.
-        self._lock.release()
-
-
-class CoroutineLock(Parking, LockCore):
+class CoroutineLock(Parking, LockBase, LockCore):
     """A mutual-exclusion lock for generator tasks, like ``threading.Lock``.
 
     Take it with ``ok = yield from lock.acquire(blocking=True, timeout=-1)``
@@ -254,9 +244,13 @@ class CoroutineLock(Parking, LockCore):
     ``RuntimeError`` if it is held, since it cannot wait. Not FIFO-fair.
     """
 
+    # The state, release() and the no-wait acquire are C (LockBase, see
+    # _ccoroutines.c: the lesson's locked loop runs them at every increment);
+    # waiting is LockCore's algorithm, driven here.
+
     def __init__(self) -> None:
         self._init_waiters(UNLOCKED)
-        self._held = _Held(self)
+        self._bind(UNLOCKED, self._waiters[UNLOCKED], self._woken)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> Waiting[bool]:
         """Use as ``ok = yield from lock.acquire(...)``: take the lock,
@@ -264,37 +258,14 @@ class CoroutineLock(Parking, LockCore):
         Returns False if ``blocking`` is false or the time ran out."""
         return Waiting(self._wait(self._acquire_steps(blocking, timeout)), "lock.acquire()")
 
-    def release(self) -> None:
-        """Release the lock and wake one waiting task. Never waits."""
-        # LockCore._release and _notify in line (a park always accepts its
-        # wake-up): this is on the lesson's hot path.
-        if not self._locked:
-            raise RuntimeError("release unlocked lock")
-        self._locked = False
-        waiters = self._waiters[UNLOCKED]
-        if waiters:
-            waiters.popleft().woken = True
-            self._woken[UNLOCKED] += 1
+    # LockBase's, in C (Parking's, "never", comes first in the MRO). The
+    # stub types a C method read off its class as taking no self.
+    _rewait = LockBase._rewait  # type: ignore[assignment]
 
-    def _rewait(self, park: Park) -> bool:
-        # What _acquire_steps does for a woken waiter that finds the lock
-        # held: wait again, at the back. Not when it has a deadline: then it
-        # runs, to see whether its time is up.
-        if not self._locked or park.deadline is not None:
-            return False
-        park.woken = False
-        self._woken[UNLOCKED] -= 1
-        self._waiters[UNLOCKED].append(park)
-        return True
-
-    def __iter__(self) -> Generator[Park, None, _Held]:
-        # `with (yield from lock):` -- wait for the lock, then hand `with` a
-        # context manager whose exit releases it.
-        if not (self._locked or (self._fair and self._queued(UNLOCKED))):
-            # Free and no one to pass: what _acquire_steps would conclude
-            # without waiting, minus building its generators.
-            self._locked = True
-            return self._held
+    def _acquire_waiting(self) -> Generator[Park, None, Held]:
+        # `with (yield from lock):` when the lock cannot be taken at once
+        # (LockBase.__iter__ takes a free one): wait for it, then hand
+        # `with` the context manager whose exit releases it.
         yield from self._wait(self._acquire_steps(True, -1))
         return self._held
 
@@ -342,18 +313,23 @@ class CoroutineQueue(Parking, CooperativeQueue[Park, T]):
         return Waiting(self._wait(self._join_steps()), "q.join()")
 
 
-@dataclass(eq=False, slots=True)  # slots: its fields are read at every switch
-class _Running:
-    """A task being run: its generator, and the park it waits on, if any."""
+class _Running(RunningBase):
+    """A task being run: its generator, and the park it waits on, if any.
+    ``_Running(index, name, generator, park=None)``; its fields are C
+    (RunningBase): the scheduler's C loop reads them at every switch."""
 
+    __slots__ = ()
     index: int
     name: str
     generator: Generator[Any, None, Any]
-    park: Park | None = None
+    park: Park | None
 
     def ready(self, now: float) -> bool:
         park = self.park
         return park is None or park.woken or (park.deadline is not None and park.deadline <= now)
+
+    def __repr__(self) -> str:
+        return f"<_Running {self.index} {self.name!r} park={self.park!r}>"
 
 
 def _first_ready(live: list[_Running], start: int, now: float) -> int | None:
@@ -496,58 +472,73 @@ class CoroutinesRuntime(Runtime[GeneratorLock, GeneratorQueue[Any]]):
         dropped = forgotten.dropped  # this thread's list: take() empties it in place
         turn = 0  # round-robin: where in `live` to look for the next task
         count = len(live)  # kept equal to len(live)
+        # Round-robin without a run timeout takes its common steps in C
+        # (_ccoroutines.round_robin); the code below is the reference, and
+        # takes every other step.
+        fast = rng is None and deadline is None and _round_robin is not None
         while live:
             # The clock is read only when something depends on it: a run
             # timeout, or a task that waits (its park may have a deadline).
             if deadline is not None and monotonic() >= deadline:
                 raise overdue(timeout, [running.name for running in live])
-            if rng is None:
-                if turn >= count:
-                    turn = 0
-                running = live[turn]
-                park = running.park
-                if park is not None:  # else its turn: the common case, kept short
-                    if not park.woken:  # (a woken one is ready, whatever the time)
-                        now = monotonic()
-                        chosen = _first_ready(live, turn, now)
-                        if chosen is None:
-                            self._idle(live, now, deadline)
+            event = TAKE
+            if fast:
+                turn, event, payload = _round_robin(live, turn, dropped)
+            if event == TAKE:
+                if rng is None:
+                    if turn >= count:
+                        turn = 0
+                    running = live[turn]
+                    park = running.park
+                    if park is not None:  # else its turn: the common case, kept short
+                        if not park.woken:  # (a woken one is ready, whatever the time)
+                            now = monotonic()
+                            chosen = _first_ready(live, turn, now)
+                            if chosen is None:
+                                self._idle(live, now, deadline)
+                                continue
+                            turn, running = chosen, live[chosen]
+                        if _taken_back(running):
+                            turn += 1
                             continue
-                        turn, running = chosen, live[chosen]
-                    if _taken_back(running):
-                        turn += 1
+                else:
+                    now = monotonic()
+                    ready = [k for k, running in enumerate(live) if running.ready(now)]
+                    if not ready:
+                        self._idle(live, now, deadline)
                         continue
-            else:
-                now = monotonic()
-                ready = [k for k, running in enumerate(live) if running.ready(now)]
-                if not ready:
-                    self._idle(live, now, deadline)
-                    continue
-                turn = rng.choice(ready)
-                running = live[turn]
-                if _taken_back(running):
-                    continue
-            try:
-                request = running.generator.send(None)
-            except StopIteration as stop:
-                outcomes[running.index].value = stop.value
+                    turn = rng.choice(ready)
+                    running = live[turn]
+                    if _taken_back(running):
+                        continue
+                try:
+                    event, payload = YIELDED, running.generator.send(None)
+                except StopIteration as stop:
+                    event, payload = RETURNED, stop.value
+                except Exception as exc:  # becomes the run's TaskError
+                    # Without this frame, as from the C loop: the task's own.
+                    tb = exc.__traceback__
+                    event, payload = RAISED, exc.with_traceback(tb.tb_next if tb else None)
+            running = live[turn]
+            if event == RETURNED:
+                outcomes[running.index].value = payload
                 del live[turn]  # the next task moves into this slot: `turn` stays
                 count -= 1
                 if (misuse := forgotten.take()) is not None:
                     outcomes[running.index] = Outcome.failure(TypeError(misuse))
                     return
                 continue
-            except Exception as exc:  # becomes the run's TaskError
-                outcomes[running.index] = Outcome.failure(exc)
+            if event == RAISED:
+                outcomes[running.index] = Outcome.failure(payload)
                 del live[turn]
                 return
             if dropped and (misuse := forgotten.take()) is not None:
                 outcomes[running.index] = Outcome.failure(TypeError(misuse))
                 del live[turn]
                 return
-            if request is not None and not isinstance(request, Park):
-                raise TypeError(bad_yield(running.name, request, _where(running.generator)))
-            running.park = request
+            if payload is not None and not isinstance(payload, Park):
+                raise TypeError(bad_yield(running.name, payload, _where(running.generator)))
+            running.park = payload
             turn += 1
 
     @staticmethod
