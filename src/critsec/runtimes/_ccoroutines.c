@@ -1,24 +1,34 @@
-/* critsec.runtimes._ccoroutines: the hot path of the coroutines runtime's lock.
+/* critsec.runtimes._ccoroutines: the coroutines runtime's hot paths in C.
  *
  * The lesson's locked coroutine takes and releases the lock at every
- * increment: `with (yield from lock): ...`. In Python that costs a
- * generator made and run by `__iter__`, then `__enter__`, `__exit__` and
- * `release` calls: on 3.11 more than the least lock that works (a flag and
- * a spin, lab/_work.py LeastLock) -- issue 9 measured the least lock alone
- * above the target ratio. Here only what every acquire and release does is
- * C; waiting stays the Python algorithm of _core.LockCore, reached through
- * `_acquire_waiting()` when the lock cannot be taken at once:
+ * increment, `with (yield from lock): ...`, and switches inside it. In
+ * Python that cost a generator made by `__iter__`, `__enter__`, `__exit__`
+ * and `release` calls, and two turns of the scheduler's loop per update: on
+ * 3.11 the least lock there is (a flag and a spin, lab/_work.py LeastLock)
+ * alone measured 5.1x the bare unlocked loop, above issue 9's target of 4.
+ * Only what every switch, acquire and release does is here; the Python in
+ * _coroutines.py stays the reference and does everything else:
  *
- *   LockBase  `_locked`, `release()` and `__iter__`'s no-wait path; the
- *             waiter list of _core.UNLOCKED and the woken counts are the
- *             Python ones of _cooperative.Cooperative, bound by `_bind`.
- *   Held      what `yield from lock` returns: `__exit__` releases.
- *   Taken     the iterator `__iter__` hands `yield from` when the lock was
- *             free: it stops at once, returning the Held.
+ *   round_robin  the scheduler's common steps for a run without a timeout
+ *                (resume a task, keep what it yielded, put back a woken
+ *                waiter whose lock was taken again); any other step goes
+ *                back to CoroutinesRuntime._schedule.
+ *   ParkBase, RunningBase   the fields of _coroutines.Park and _Running,
+ *                read at every switch without attribute lookups.
+ *   LockBase     the coroutines lock's `_locked`, `release()`, `_rewait`
+ *                and `__iter__`'s no-wait path; waiting stays
+ *                _core.LockCore's algorithm, reached through
+ *                `_acquire_waiting()`. The waiter list of _core.UNLOCKED
+ *                and the woken counts are _cooperative.Cooperative's, bound
+ *                by `_bind`.
+ *   Held         what `yield from lock` returns: `__exit__` releases.
+ *   Taken        what `__iter__` hands `yield from` when the lock was free:
+ *                it stops at once, returning the Held.
  *
  * `iter(lock)` takes a free lock at once (a generator would at its first
  * `next`); `yield from` does the two back to back, so no task sees the
- * difference. tests/test_ccoroutines.py holds this path to the Python one.
+ * difference. tests/test_ccoroutines.py runs random programs under this
+ * loop and the Python one and compares them step by step.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
