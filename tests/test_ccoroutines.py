@@ -5,9 +5,10 @@ The scheduler's round-robin loop is taken in C when a run has no timeout;
 the Python loop in ``CoroutinesRuntime._schedule`` is the reference and
 takes every step when ``_round_robin`` is None. Random programs of generator
 tasks (a lock held across a yield, a bounded queue, timed waits, failures)
-run under both and must interleave identically, step by step. The lock's
-release, no-wait acquire and ``with`` exit are C too: their edge cases are
-checked here against ``threading.Lock``'s behaviour.
+run under the C loop with the C lock and under the Python loop with a lock
+of no C at all (``PythonLock``: ``_core.LockCore`` driven as every other
+cooperative primitive is), and must interleave identically, step by step.
+The lock's edge cases are checked against ``threading.Lock``'s behaviour.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import pytest
 
 import critsec
 from critsec.runtimes import _coroutines
-from critsec.runtimes._core import UNLOCKED
-from critsec.runtimes._coroutines import CoroutineLock, Park, _Running
+from critsec.runtimes._core import UNLOCKED, LockCore
+from critsec.runtimes._coroutines import CoroutineLock, Park, Parking, Waiting, _Running
 
 rt: Any = critsec.runtime("coroutines")
 
@@ -32,7 +33,38 @@ rt: Any = critsec.runtime("coroutines")
 # -- random programs: both loops, one interleaving ------------------------------------
 
 
-def _program(seed: int) -> tuple[list[Any], list[str], dict[str, Any]]:
+class _PythonHeld:
+    def __init__(self, lock: PythonLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+class PythonLock(Parking, LockCore):
+    """The coroutines lock with no C at all: _core.LockCore's algorithm
+    driven by Parking, as every other cooperative primitive is. The
+    reference for LockBase: a woken waiter that finds the lock taken again
+    is resumed and parks anew, where LockBase puts it back unresumed."""
+
+    def __init__(self) -> None:
+        self._init_waiters(UNLOCKED)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> Waiting[bool]:
+        return Waiting(self._wait(self._acquire_steps(blocking, timeout)), "lock.acquire()")
+
+    def release(self) -> None:
+        self._release()
+
+    def __iter__(self) -> Generator[Park, None, _PythonHeld]:
+        yield from self._wait(self._acquire_steps(True, -1))
+        return _PythonHeld(self)
+
+
+def _program(seed: int, make_lock: Any = rt.lock) -> tuple[list[Any], list[str], dict[str, Any]]:
     """Tasks made from ``seed``: each step of each task is one of: a bare
     yield, an update with a yield inside a critical section (under the lock
     or not), a put on a bounded queue, a timed acquire (60 s: every holder
@@ -41,7 +73,7 @@ def _program(seed: int) -> tuple[list[Any], list[str], dict[str, Any]]:
     non-waiting get that took one leaves a getter waiting for ever, which
     ends the run as a deadlock. Every step appends what it saw to ``log``."""
     rng = random.Random(seed)
-    lock, q, counter = rt.lock(), rt.queue(rng.choice([1, 2, 3])), rt.counter(0)
+    lock, q, counter = make_lock(), rt.queue(rng.choice([1, 2, 3])), rt.counter(0)
     log: list[str] = []
     tasks = rng.randint(2, 4)
     plans = [[rng.choice("yluqtzn") for _ in range(rng.randint(1, 8))] for _ in range(tasks)]
@@ -91,8 +123,8 @@ def _program(seed: int) -> tuple[list[Any], list[str], dict[str, Any]]:
     return [critsec.task(task, i).named(f"t{i}") for i in range(tasks)], log, {"counter": counter}
 
 
-def _run(seed: int) -> list[str]:
-    tasks, log, state = _program(seed)
+def _run(seed: int, make_lock: Any = rt.lock) -> list[str]:
+    tasks, log, state = _program(seed, make_lock)
     try:
         results = rt.run(*tasks)
         log.append(f"results {results} counter={state['counter'].value}")
@@ -101,12 +133,12 @@ def _run(seed: int) -> list[str]:
     return log
 
 
-def test_random_programs_interleave_identically_under_both_loops(
+def test_random_programs_interleave_identically_in_c_and_in_python(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fast = [_run(seed) for seed in range(300)]
     monkeypatch.setattr(_coroutines, "_round_robin", None)
-    reference = [_run(seed) for seed in range(300)]
+    reference = [_run(seed, PythonLock) for seed in range(300)]
     for seed, (got, want) in enumerate(zip(fast, reference, strict=True)):
         assert got == want, f"seed {seed}"
     # The programs exercise what the C loop hands back: failures, waits
