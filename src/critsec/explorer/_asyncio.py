@@ -27,6 +27,15 @@ long each step took). So the driver takes over exactly that choice.
   timer is pending while tasks are unfinished, nothing can ever wake them:
   that is a deadlock, reported with what each task awaits and where.
 
+Timers are a choice too, as a timed wait is in the other drivers: a ready
+step may take longer than a waiting task has left, so the earliest pending
+timer, when a task that awaits set it (``call_at``/``call_later`` during its
+step: ``sleep``, ``wait_for``, ``timeout``), is offered to the scheduler
+next to the ready tasks, as that task. Chosen, the clock jumps to it and it
+fires before the ready steps run ("times out at 1 s waiting for ..."). Only
+the earliest: while tasks compute, timers still expire in time order; and
+when nothing is ready they fire in time order with no choice at all.
+
 Tasks that user code creates (``asyncio.create_task``, ``TaskGroup``) are
 scheduled like the top-level ones (``create_task`` is overridden to number
 them); their steps are shown in the column of the task that created them.
@@ -53,10 +62,9 @@ cannot reorder them. asyncio's primitives (``Lock``, ``Event``,
 queue wait on futures, so they are controlled with no special case.
 
 Limits. A schedule ends when the top-level tasks are done; tasks they
-made and left running are then cancelled, as ``asyncio.run`` does. Only
-orders of ready task steps are explored; a timer fires only
-when nothing else can run (virtual time does not pass while tasks
-compute), so a timeout that races a task still computing is not tried.
+made and left running are then cancelled, as ``asyncio.run`` does. A timer
+set by a callback, or by a task that is itself ready, fires only when
+nothing else can run.
 Real I/O, threads (``to_thread``, ``run_in_executor``) and other loops are
 not controlled: waiting for them looks like a deadlock. ``explore`` cannot
 be called from inside a running event loop.
@@ -65,6 +73,7 @@ be called from inside a running event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -140,6 +149,8 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         self.running: int | None = None  # the unit whose step runs now
         self.current: int | None = None  # the unit that ran last
         self.waits: dict[int, str] = {}  # unit -> what it blocked on
+        #: id(timer handle) -> (the unit whose step set it, the handle)
+        self.timer_owner: dict[int, tuple[int, asyncio.TimerHandle]] = {}
         self.deciding = True  # False while cleaning up: no decisions, no events
         self.failure: RunOutcome | None = None
         self.finished: asyncio.Future[None] | None = None  # set when the schedule ends
@@ -158,6 +169,7 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         owned = [h for h in live if self._unit(h) is not None]
         held: list[asyncio.Handle] = []
         chosen: int | None = None
+        timed: tuple[int, float] | None = None  # a timer chosen to expire first
         if free or not owned:
             held = owned  # callbacks of no task first, then decide with all of them done
             if not free and not self._stopping:  # type: ignore[attr-defined]
@@ -165,10 +177,19 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         elif not self.deciding:
             held = owned[1:]
         else:
-            runnable = sorted({unit for h in owned if (unit := self._unit(h)) is not None})
-            chosen = self.scheduler.branch(runnable, self.current)
-            first = next(h for h in owned if self._unit(h) == chosen)
-            held = [h for h in owned if h is not first]
+            units = {unit for h in owned if (unit := self._unit(h)) is not None}
+            # A timer competes with the ready steps: they may take longer
+            # than it has left (see "Timers" in the module docstring).
+            racing = self._racing_timer(units)
+            offered = sorted(units | ({racing[0]} if racing else set()))
+            chosen = self.scheduler.branch(offered, self.current)
+            if chosen in units:
+                first = next(h for h in owned if self._unit(h) == chosen)
+                held = [h for h in owned if h is not first]
+            else:
+                assert racing is not None and chosen == racing[0]
+                timed, chosen, held = racing, None, owned
+                self.now = max(self.now, racing[1])  # its time has come: it fires
         for handle in held:
             ready.remove(handle)
         try:
@@ -178,6 +199,8 @@ class ExploredLoop(asyncio.SelectorEventLoop):
                 self._step(chosen, super()._run_once)  # type: ignore[misc]
         finally:
             ready.extendleft(reversed(held))  # still first in line, in their order
+        if timed is not None:
+            self._timer_fired(timed[0])
 
     # -- helpers ----------------------------------------------------------------
     def _unit(self, handle: asyncio.Handle) -> int | None:
@@ -190,6 +213,47 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         if not timers:
             raise _Deadlock
         self.now = max(self.now, min(h.when() for h in timers))  # never backwards
+
+    def call_at(  # type: ignore[override]  # typeshed's is generic over the args
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        handle = super().call_at(when, callback, *args, context=context)
+        if self.running is not None:  # set by a task's step: that task's timer
+            self.timer_owner[id(handle)] = (self.running, handle)
+        return handle
+
+    def _racing_timer(self, ready: set[int]) -> tuple[int, float] | None:
+        """``(unit, when)`` of the earliest pending timer if a task that is
+        not ready (it awaits) set it: the one timer that can expire while
+        the ready steps run. None if the earliest timer is no such task's."""
+        timers = [h for h in self._scheduled if not h._cancelled]  # type: ignore[attr-defined]
+        if not timers:
+            return None
+        first = min(timers, key=lambda h: h.when())
+        owner = self.timer_owner.get(id(first))
+        if owner is None or owner[1] is not first or first.when() <= self.now:
+            return None  # not a task's, or due anyway in this iteration
+        unit = owner[0]
+        if unit in ready or unit not in self.waits or self.tasks[unit].done():
+            return None
+        return unit, first.when()
+
+    def _timer_fired(self, unit: int) -> None:
+        """Record that the scheduler let ``unit``'s timer expire before the
+        ready steps: it timed out of its wait, or its timer merely fired."""
+        self.current = unit
+        task, column = self.tasks[unit], self.column[unit]
+        where, source = user_position(suspended_frames(task.get_coro()))
+        woken = any(self._unit(h) == unit for h in self._ready if not h._cancelled)  # type: ignore[attr-defined]
+        if woken:
+            text = f"times out at {self.now:g} s waiting for {self.waits.pop(unit)}"
+        else:
+            text = f"its timer fires at {self.now:g} s (still awaiting {self.waits[unit]})"
+        self.recorder.record(Event(column, "wake", self._label(unit, text), where, source))
 
     def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
         unit = len(self.tasks)
