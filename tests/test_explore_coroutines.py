@@ -13,6 +13,7 @@ suite's timeout.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -706,3 +707,72 @@ def test_replay_reproduces_a_deadlock_and_its_report() -> None:
     expect_failure(found, "deadlock")
     assert found.schedule is not None
     assert replay(setup, tasks, lambda s: True, found.schedule).trace == found.trace
+
+
+# -- one virtual clock: the tasks' time.monotonic and time.sleep ---------------------
+
+
+def gen_times_out(state: State) -> Gen:
+    start = time.monotonic()
+    try:
+        yield from state.queue.get(timeout=5)
+    except Empty:
+        state.log.append(("timed out after", time.monotonic() - start))
+
+
+def gen_sleeps(state: State) -> Gen:
+    start = time.monotonic()
+    time.sleep(0.5)  # holds up every task, as in a real run; takes no real time
+    state.log.append(("slept", time.monotonic() - start))
+    yield
+
+
+def test_generator_tasks_read_and_sleep_on_the_schedules_clock() -> None:
+    real = time.monotonic
+    began = real()
+    seen = outcomes(
+        lambda: State(queue=critsec.runtime("coroutines").queue(1)), [gen_times_out, gen_sleeps]
+    )
+    # The same exact floats on every schedule: virtual time, not the machine's.
+    assert seen == {
+        (("timed out after", 5.0), ("slept", 0.5)),
+        (("slept", 0.5), ("timed out after", 5.0)),
+    }
+    assert real() - began < 5  # nothing really slept
+    assert time.monotonic is real  # restored
+
+
+async def async_reads_the_clock(state: State) -> None:
+    loop = asyncio.get_running_loop()
+    state.log.append(("start", time.monotonic(), loop.time()))
+    time.sleep(2)  # blocks the loop: its clock moves
+    await asyncio.sleep(1)
+    state.log.append(("end", time.monotonic(), loop.time()))
+
+
+def test_asyncio_tasks_time_monotonic_is_the_loops_clock() -> None:
+    assert outcomes(State, [async_reads_the_clock]) == {(("start", 0.0, 0.0), ("end", 3.0, 3.0))}
+
+
+def test_setup_and_the_invariant_read_the_schedules_clock_too() -> None:
+    read: list[float] = []
+
+    def setup() -> State:
+        read.append(time.monotonic())
+        return State(queue=critsec.runtime("coroutines").queue(1))
+
+    def invariant(state: State) -> bool:
+        read.append(time.monotonic())
+        return True
+
+    expect_proof(explore(setup, [gen_times_out], invariant, strategy="dfs"))
+    assert read == [0.0, 5.0]
+
+
+def test_explore_inside_a_task_is_refused() -> None:
+    def nested(state: State) -> Gen:
+        explore(State, [gen_increment], lambda s: True, max_schedules=1)
+        yield
+
+    result = explore(State, [nested], lambda s: True, max_schedules=1)
+    assert result.failed and "already running" in result.message

@@ -20,7 +20,9 @@ long each step took). So the driver takes over exactly that choice.
   iteration; the others are held back and stay first in line. Then the
   inherited ``_run_once`` does the rest (timers, I/O polling, debug
   checks) -- the override only filters what it sees in ``_ready``.
-* ``time()`` is virtual: it starts at 0.0 and, when nothing is ready but
+* ``time()`` is virtual (:class:`~._clock.VirtualClock`, the one clock of
+  every driver, which the tasks' own ``time.monotonic()`` and
+  ``time.sleep()`` use too): it starts at 0.0 and, when nothing is ready but
   timers are pending, jumps to the earliest one. ``asyncio.sleep(1)``,
   ``asyncio.timeout`` and ``wait_for`` take no real time, and the same
   schedule sees the same times on every run. When nothing is ready and no
@@ -82,6 +84,7 @@ from .._task import Task
 from ..runtimes._asyncio import Awaiting
 from ..runtimes._cooperative import start_tasks
 from ._access import describe_object
+from ._clock import VirtualClock
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._fairness import Rounds
 from ._generators import (
@@ -142,7 +145,7 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         self.scheduler = scheduler
         self.recorder = recorder
         self.names = list(names)
-        self.now = 0.0
+        self.clock = VirtualClock()  # its time(); installed by the driver for the tasks
         self.units: dict[asyncio.Task[Any], int] = {}  # task -> its number for branch()
         self.column: dict[int, int] = {}  # unit -> the top-level task whose column shows it
         self.tasks: list[asyncio.Task[Any]] = []  # by unit number
@@ -160,7 +163,7 @@ class ExploredLoop(asyncio.SelectorEventLoop):
 
     # -- the two changes ------------------------------------------------------
     def time(self) -> float:
-        return self.now
+        return self.clock.time
 
     def _run_once(self) -> None:
         ready: Any = self._ready  # type: ignore[attr-defined]
@@ -189,7 +192,7 @@ class ExploredLoop(asyncio.SelectorEventLoop):
             else:
                 assert racing is not None and chosen == racing[0]
                 timed, chosen, held = racing, None, owned
-                self.now = max(self.now, racing[1])  # its time has come: it fires
+                self.clock.advance_to(racing[1])  # its time has come: it fires
         for handle in held:
             ready.remove(handle)
         try:
@@ -212,7 +215,7 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         timers = [h for h in self._scheduled if not h._cancelled]  # type: ignore[attr-defined]
         if not timers:
             raise _Deadlock
-        self.now = max(self.now, min(h.when() for h in timers))  # never backwards
+        self.clock.advance_to(min(h.when() for h in timers))
 
     def call_at(  # type: ignore[override]  # typeshed's is generic over the args
         self,
@@ -235,7 +238,7 @@ class ExploredLoop(asyncio.SelectorEventLoop):
             return None
         first = min(timers, key=lambda h: h.when())
         owner = self.timer_owner.get(id(first))
-        if owner is None or owner[1] is not first or first.when() <= self.now:
+        if owner is None or owner[1] is not first or first.when() <= self.clock.time:
             return None  # not a task's, or due anyway in this iteration
         unit = owner[0]
         if unit in ready or unit not in self.waits or self.tasks[unit].done():
@@ -250,9 +253,9 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         where, source = user_position(suspended_frames(task.get_coro()))
         woken = any(self._unit(h) == unit for h in self._ready if not h._cancelled)  # type: ignore[attr-defined]
         if woken:
-            text = f"times out at {self.now:g} s waiting for {self.waits.pop(unit)}"
+            text = f"times out at {self.clock.time:g} s waiting for {self.waits.pop(unit)}"
         else:
-            text = f"its timer fires at {self.now:g} s (still awaiting {self.waits[unit]})"
+            text = f"its timer fires at {self.clock.time:g} s (still awaiting {self.waits[unit]})"
         self.recorder.record(Event(column, "wake", self._label(unit, text), where, source))
 
     def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
@@ -462,16 +465,18 @@ class AsyncioDriver(Driver):
                 "from inside a running one: call it from synchronous code (a plain test function)"
             )
         names = task_names(tasks)
-        state = setup()
-        coroutines = start_tasks(
-            [Task(fn, (state,), name=name) for fn, name in zip(tasks, names, strict=True)],
-            "async",
-        )
         loop = ExploredLoop(scheduler, recorder, names)
-        try:
-            outcome = loop.explore(coroutines)
-        finally:
-            loop.close_all()
-        if outcome.kind is not None:
-            return outcome
-        return self.check_invariant(invariant, state)
+        # setup(), the tasks and the invariant all read the loop's clock.
+        with loop.clock.installed():
+            try:
+                state = setup()
+                coroutines = start_tasks(
+                    [Task(fn, (state,), name=name) for fn, name in zip(tasks, names, strict=True)],
+                    "async",
+                )
+                outcome = loop.explore(coroutines)
+            finally:
+                loop.close_all()
+            if outcome.kind is not None:
+                return outcome
+            return self.check_invariant(invariant, state)

@@ -20,11 +20,13 @@ runnable until a notify wakes it. A park with a deadline is different: in
 a real run the time may run out at any moment while others work, so the
 driver offers the timeout as one more choice: the task is runnable, and if
 the scheduler picks it before it was woken, its timeout fires. Time is
-virtual (:class:`VirtualClock`): the clock jumps to that deadline, so the
-lock and queue algorithms in ``_core`` -- which read the clock hook
-``_core.clock`` -- see the time ran out, and nothing really sleeps. The
-clock starts at 0.0 for every schedule, so deadlines are the same floats
-on every run and replay stays exact.
+virtual (:class:`~._clock.VirtualClock`, the one clock of every driver):
+the clock jumps to that deadline, so the lock and queue algorithms in
+``_core`` see the time ran out, and nothing really sleeps; a task's own
+``time.monotonic()`` reads the same clock, and its ``time.sleep()`` moves
+it (a task that sleeps holds up every other, as in a real run). The clock
+starts at 0.0 for every schedule, so times are the same floats on every
+run and replay stays exact.
 
 Trace. A ``sys.settrace`` function (:class:`StepTracer`), installed for
 the schedule, follows only the user's own frames -- not critsec's
@@ -47,12 +49,9 @@ Limits. A task that loops without yielding cannot be interrupted (it hangs
 the schedule, as it would hang the runtime). Mutating methods
 (``list.append``) are not shown as writes. The schedule's tracer replaces
 any other ``sys.settrace`` user (a debugger, coverage's C tracer) on this
-thread while it runs. The virtual clock is
-the one critsec's primitives read: a task's own ``time.monotonic()`` still
-reads real time. Anything a task does besides yielding -- real sleeps,
-I/O, other threads -- is outside the explorer's control and may make
-schedules irreproducible (``dfs`` reports that as a
-``ReplayMismatch``).
+thread while it runs. Anything a task does besides yielding -- I/O, other
+threads, ``time.time()`` -- is outside the explorer's control and may make
+schedules irreproducible (``dfs`` reports that as a ``ReplayMismatch``).
 """
 
 from __future__ import annotations
@@ -67,7 +66,6 @@ from typing import Any, TypeVar
 
 from .._errors import Wait, deadlock_report
 from .._task import Task
-from ..runtimes import _core
 from ..runtimes._cooperative import start_tasks
 from ..runtimes._coroutines import Park, _Running, bad_yield, forgotten
 from ._access import (
@@ -87,6 +85,7 @@ from ._access import (
     property_code,
     short,
 )
+from ._clock import VirtualClock
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._fairness import Rounds
 from ._scheduler import Scheduler
@@ -96,7 +95,6 @@ from ._usercode import default_user_code, generated
 __all__ = [
     "GeneratorDriver",
     "StepTracer",
-    "VirtualClock",
     "is_user_code",
     "suspended_frames",
     "user_position",
@@ -171,30 +169,6 @@ def _first(obj: Any, attributes: tuple[str, ...]) -> Any:
         if value is not None:
             return value
     return None
-
-
-class VirtualClock:
-    """Time for one schedule: starts at 0.0 and moves only when the driver
-    moves it (to a deadline the scheduler let expire). ``installed()`` makes
-    it the clock of critsec's lock and queue algorithms on this thread."""
-
-    def __init__(self) -> None:
-        self.time = 0.0
-
-    def now(self) -> float:
-        return self.time
-
-    def advance_to(self, moment: float) -> None:
-        self.time = max(self.time, moment)  # never backwards
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        previous = _core.clock.now
-        _core.clock.now = self.now
-        try:
-            yield
-        finally:
-            _core.clock.now = previous
 
 
 #: What each instruction of a code object reads or writes, worked out once.
@@ -434,12 +408,12 @@ class GeneratorDriver(Driver):
                 problems = _close(live)
                 forgotten.watching -= 1
                 forgotten.dropped.clear()
-        if outcome.kind is not None:
-            if problems:
-                detail = "\n".join([outcome.detail.rstrip(), *problems])
-                outcome = RunOutcome(outcome.kind, outcome.message, detail, outcome.task)
-            return outcome
-        return self.check_invariant(invariant, state)
+            if outcome.kind is not None:
+                if problems:
+                    detail = "\n".join([outcome.detail.rstrip(), *problems])
+                    outcome = RunOutcome(outcome.kind, outcome.message, detail, outcome.task)
+                return outcome
+            return self.check_invariant(invariant, state)  # on the schedule's clock too
 
     def _schedule(
         self,

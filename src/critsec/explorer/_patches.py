@@ -64,6 +64,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from ..runtimes._core import check_lock_args
+from ._clock import installed_clock
 
 __all__ = [
     "SETUP",
@@ -657,8 +658,9 @@ class Window:
 
     @staticmethod
     def ensure_free() -> None:
-        """Raise ``RuntimeError`` if a window is open (another schedule runs)."""
-        if _active is not None:
+        """Raise ``RuntimeError`` if a window is open or a cooperative
+        driver's clock is installed (another schedule runs)."""
+        if _active is not None or installed_clock() is not None:
             raise RuntimeError(
                 "explore() is already running in this process (called from a task, or "
                 "from two threads at once): it replaces threading's primitives while "

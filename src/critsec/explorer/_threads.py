@@ -103,6 +103,7 @@ from ._access import (
     property_code,
 )
 from ._backends import BACKEND, BACKENDS, Monitoring, Tracer
+from ._clock import VirtualClock
 from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, task_names
 from ._fairness import Rounds
 from ._footprints import footprint, sync_places
@@ -252,7 +253,7 @@ class _Schedule(Control):
         self.error: BaseException | None = None
         self.aborting = False
         self.haste = False  # abandoned without waiting for each thread
-        self.clock = 0.0
+        self.clock = VirtualClock()  # time.monotonic and sleeps of the tasks (_patches)
         self.labels: dict[str, int] = {}
         self.names = Names()
         self.repr = ShortRepr(self.names)
@@ -276,10 +277,10 @@ class _Schedule(Control):
         return self.task() is not None or threading.get_ident() == self.driver_ident
 
     def now(self) -> float:
-        return self.clock
+        return self.clock.time
 
     def advance(self, seconds: float) -> None:
-        self.clock += seconds
+        self.clock.advance(seconds)
 
     def label(self, kind: str) -> str:
         number = self.labels.get(kind, 0) + 1
@@ -340,7 +341,7 @@ class _Schedule(Control):
             self._event(t, "wake", "wakes", t.blocked_at)
             return True
         assert deadline is not None  # only a timed wait is runnable while not ready
-        self.clock = max(self.clock, deadline)
+        self.clock.advance_to(deadline)
         self._event(t, "wake", f"times out waiting for {what}", t.blocked_at)
         return False
 
