@@ -17,7 +17,8 @@ alarm?).
 
 The tools, with the same budget and seeds for the explorers:
 
-* ``critsec``: ``critsec.explorer.explore(..., strategy="pct")``.
+* ``critsec``: ``critsec.explorer.explore(..., strategy="pct")`` (``--strategy``
+  picks another).
 * ``frontrun``: ``frontrun.explore(..., strategy="random")``, frontrun's
   bytecode (random) exploration, run under its own ``frontrun`` wrapper
   command as its README says; ``reproduce_on_failure=0`` so it stops at the
@@ -93,7 +94,7 @@ def run_critsec(p: ModuleType, args: argparse.Namespace, seed: int, budget: floa
         p.setup,
         p.tasks,
         p.invariant,
-        strategy="pct",
+        strategy=args.strategy,
         max_schedules=args.schedules,
         seed=seed,
         timeout=budget,
@@ -325,6 +326,8 @@ def measure(tool: str, name: str, args: argparse.Namespace) -> Cell:
         name,
         "--schedules",
         str(args.schedules),
+        "--strategy",
+        args.strategy,
         "--runs",
         str(args.runs),
         "--seed",
@@ -460,6 +463,12 @@ def main() -> None:
     parser.add_argument(
         "--schedules", type=int, default=1000, help="explorers' schedule budget (default 1000)"
     )
+    parser.add_argument(
+        "--strategy",
+        default="pct",
+        choices=("pct", "pos", "random", "dfs"),
+        help="critsec's strategy (default pct, the explorer's default)",
+    )
     parser.add_argument("--runs", type=int, default=300, help="stress runs (default 300)")
     parser.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
     parser.add_argument(
@@ -518,6 +527,7 @@ def main() -> None:
     ]
     print(f"\n### Explorer benchmark ({versions()})\n")
     print(
+        f"critsec's strategy: {args.strategy}. "
         f"Budget: {args.schedules} schedules per explorer and seed; seeds {args.seed}.."
         f"{args.seed + args.repeats - 1} on buggy programs (medians shown), seed {args.seed} "
         f"on correct ones; stress: {args.runs} real runs; limit {args.time_limit:g} s "
