@@ -82,3 +82,40 @@ def test_no_free_monitoring_tool_id_is_an_error_that_says_who_uses_them() -> Non
             monitoring.free_tool_id(tool)
     # With the ids free again, the same exploration runs.
     assert not explore(Shared, [lambda s: None], lambda s: True, strategy="dfs").failed
+
+
+def test_task_threads_start_together_and_are_ordinary_threads() -> None:
+    from critsec.explorer._threads import _start_all
+
+    gate = threading.Event()
+    seen: list[tuple[str, bool]] = []
+
+    def body() -> None:
+        me = threading.current_thread()
+        seen.append((me.name, me._started.is_set()))  # type: ignore[attr-defined]
+        gate.wait()
+
+    threads = [threading.Thread(target=body, name=f"t{i}", daemon=True) for i in range(20)]
+    _start_all(threads)
+    # Up, as after start() on each: started, alive, known to threading.
+    assert all(t.is_alive() and t.ident is not None for t in threads)
+    assert all(t in threading.enumerate() for t in threads)
+    gate.set()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == sorted((f"t{i}", True) for i in range(20))
+
+
+def test_a_task_reads_its_own_thread_as_usual() -> None:
+    def name_of_thread(state: dict[str, str]) -> None:
+        state["name"] = threading.current_thread().name
+
+    names: set[str] = set()
+
+    def record(state: dict[str, str]) -> bool:
+        names.add(state["name"])
+        return True
+
+    result = explore(dict, [name_of_thread], record, max_schedules=3)
+    assert not result.failed
+    assert names == {"critsec-task-name_of_thread"}
