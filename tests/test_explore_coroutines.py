@@ -776,3 +776,38 @@ def test_explore_inside_a_task_is_refused() -> None:
 
     result = explore(State, [nested], lambda s: True, max_schedules=1)
     assert result.failed and "already running" in result.message
+
+
+async def poll_until_ready(state: State) -> None:
+    while not state.value:
+        await asyncio.sleep(0.01)  # a timed wait: its timer may end it at any choice
+    state.log.append("ready")
+
+
+async def make_ready(state: State) -> None:
+    await asyncio.sleep(0)
+    state.value = 1
+
+
+@pytest.mark.parametrize("strategy", ["pct", "random", "pos", "dfs"])
+def test_a_task_polling_with_sleep_does_not_starve_the_one_it_waits_for(strategy: str) -> None:
+    # Its own timer could end each sleep at once, so a poller on top would
+    # run round after round; a round that changed nothing is a spin, and
+    # the others run first (fair scheduling), as for `await asyncio.sleep(0)`.
+    result = explore(
+        State,
+        [poll_until_ready, make_ready],
+        lambda state: state.log == ["ready"],
+        strategy=strategy,
+        max_schedules=200,
+        seed=1,
+    )
+    assert not result.failed, result.message
+    if strategy == "dfs":
+        assert result.exhausted
+
+
+def test_polling_for_what_no_task_will_do_is_a_livelock() -> None:
+    result = explore(State, [poll_until_ready], lambda state: True, max_schedules=5, seed=1)
+    assert result.kind == "livelock"
+    assert "'poll_until_ready' spins at" in result.message

@@ -36,7 +36,10 @@ step: ``sleep``, ``wait_for``, ``timeout``), is offered to the scheduler
 next to the ready tasks, as that task. Chosen, the clock jumps to it and it
 fires before the ready steps run ("times out at 1 s waiting for ..."). Only
 the earliest: while tasks compute, timers still expire in time order; and
-when nothing is ready they fire in time order with no choice at all.
+when nothing is ready they fire in time order with no choice at all. A wait
+that its own timer may end is, for fairness, the end of a round of a loop
+like a bare ``await``: a task polling with ``await asyncio.sleep(0.1)``
+that finds nothing changed spins, and the others run first.
 
 Tasks that user code creates (``asyncio.create_task``, ``TaskGroup``) are
 scheduled like the top-level ones (``create_task`` is overridden to number
@@ -182,7 +185,7 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         else:
             units = {unit for h in owned if (unit := self._unit(h)) is not None}
             # A timer competes with the ready steps: they may take longer
-            # than it has left (see "Timers" in the module docstring).
+            # than it has left (the module docstring: "Timers are a choice").
             racing = self._racing_timer(units)
             offered = sorted(units | ({racing[0]} if racing else set()))
             chosen = self.scheduler.branch(offered, self.current)
@@ -228,6 +231,16 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         if self.running is not None:  # set by a task's step: that task's timer
             self.timer_owner[id(handle)] = (self.running, handle)
         return handle
+
+    def _has_timer(self, unit: int) -> bool:
+        """Whether ``unit`` set a timer that is still pending."""
+        return any(
+            not h._cancelled
+            and (owner := self.timer_owner.get(id(h))) is not None
+            and owner[1] is h
+            and owner[0] == unit
+            for h in self._scheduled  # type: ignore[attr-defined]
+        )
 
     def _racing_timer(self, ready: set[int]) -> tuple[int, float] | None:
         """``(unit, when)`` of the earliest pending timer if a task that is
@@ -306,14 +319,20 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         events = self.tracer.take(where)
         for event in events:
             self.recorder.record(event)
-        if getattr(task, "_fut_waiter", None) is not None:
+        blocked = getattr(task, "_fut_waiter", None) is not None
+        if blocked:
             what = awaiting(task, self.tracer.name_of)
             self.waits[unit] = what
             event = Event(column, "block", self._label(unit, f"awaits {what}"), where, source)
-            self.rounds.progressed(unit)
         else:
             text = self._label(unit, without_comment(source) or "await")
             event = Event(column, "await", text, where, source)
+        if blocked and not self._has_timer(unit):
+            self.rounds.progressed(unit)  # a wait only another task can end
+        else:
+            # A bare await, or a wait its own timer may end at any choice
+            # (`while not s.ready: await asyncio.sleep(0.1)`): the end of a
+            # round of a loop, maybe one that spins.
             livelock = went_round(self.rounds, unit, frames, events, (where, source))
             if livelock is not None and self.failure is None and self.deciding:
                 self.failure = livelock
