@@ -658,15 +658,16 @@ round_robin(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 back = PyObject_CallMethodOneArg(owner ? owner : Py_None, str_rewait, park);
             if (back == NULL)
                 return NULL;
+            int put_back = back == Py_True;
             Py_DECREF(back);
-            if (back != Py_True)
+            if (!put_back)
                 return event(turn, TAKE, NULL);
             turn++;
             continue;
         }
         PyObject *generator = Py_NewRef(running->generator);
         PyObject *result = NULL;
-        Py_INCREF(running); /* the task may change `live` no more than anything else */
+        Py_INCREF(running); /* kept alive across the resumption, whatever it does */
         PySendResult status = PyIter_Send(generator, Py_None, &result);
         Py_DECREF(generator);
         if (status == PYGEN_ERROR) {
