@@ -213,9 +213,13 @@ class ExploredLoop(asyncio.SelectorEventLoop):
         owner = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
         return self.units.get(owner) if isinstance(owner, asyncio.Task) else None
 
+    def _timers(self) -> list[asyncio.TimerHandle]:
+        """The pending timers."""
+        return [h for h in self._scheduled if not h._cancelled]  # type: ignore[attr-defined]
+
     def _advance_clock(self) -> None:
         """Nothing is ready: jump to the earliest pending timer, or give up."""
-        timers = [h for h in self._scheduled if not h._cancelled]  # type: ignore[attr-defined]
+        timers = self._timers()
         if not timers:
             raise _Deadlock
         self.clock.advance_to(min(h.when() for h in timers))
@@ -232,28 +236,26 @@ class ExploredLoop(asyncio.SelectorEventLoop):
             self.timer_owner[id(handle)] = (self.running, handle)
         return handle
 
+    def _timer_unit(self, handle: asyncio.TimerHandle) -> int | None:
+        """The unit whose step set ``handle``, or None (a callback's)."""
+        owner = self.timer_owner.get(id(handle))
+        return owner[0] if owner is not None and owner[1] is handle else None
+
     def _has_timer(self, unit: int) -> bool:
         """Whether ``unit`` set a timer that is still pending."""
-        return any(
-            not h._cancelled
-            and (owner := self.timer_owner.get(id(h))) is not None
-            and owner[1] is h
-            and owner[0] == unit
-            for h in self._scheduled  # type: ignore[attr-defined]
-        )
+        return any(self._timer_unit(h) == unit for h in self._timers())
 
     def _racing_timer(self, ready: set[int]) -> tuple[int, float] | None:
         """``(unit, when)`` of the earliest pending timer if a task that is
         not ready (it awaits) set it: the one timer that can expire while
         the ready steps run. None if the earliest timer is no such task's."""
-        timers = [h for h in self._scheduled if not h._cancelled]  # type: ignore[attr-defined]
+        timers = self._timers()
         if not timers:
             return None
         first = min(timers, key=lambda h: h.when())
-        owner = self.timer_owner.get(id(first))
-        if owner is None or owner[1] is not first or first.when() <= self.clock.time:
+        unit = self._timer_unit(first)
+        if unit is None or first.when() <= self.clock.time:
             return None  # not a task's, or due anyway in this iteration
-        unit = owner[0]
         if unit in ready or unit not in self.waits or self.tasks[unit].done():
             return None
         return unit, first.when()
