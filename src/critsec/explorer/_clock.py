@@ -30,6 +30,8 @@ from ..runtimes import _core
 
 __all__ = ["VirtualClock", "installed_clock"]
 
+#: The real ones, taken at import, before any exploration patches them
+#: (the threads patch window and the watchdogs use them too).
 _real_monotonic = time.monotonic
 _real_sleep = time.sleep
 

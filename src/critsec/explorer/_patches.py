@@ -64,7 +64,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from ..runtimes._core import check_lock_args
-from ._clock import installed_clock
+from ._clock import _real_monotonic, _real_sleep, installed_clock
 
 __all__ = [
     "SETUP",
@@ -88,8 +88,6 @@ _real_rlock = threading.RLock
 _RealCondition = threading.Condition
 _RealSimpleQueue = queue.SimpleQueue
 _PySimpleQueue: Any = getattr(queue, "_PySimpleQueue")  # noqa: B009 (private, untyped)
-_real_monotonic = time.monotonic
-_real_sleep = time.sleep
 
 #: The owner of a primitive taken by a thread the explorer does not schedule
 #: (``setup()``, the invariant).

@@ -78,7 +78,6 @@ import linecache
 import os
 import sys
 import threading
-import time
 import types
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -103,7 +102,10 @@ from ._access import (
     property_code,
 )
 from ._backends import BACKEND, BACKENDS, Monitoring, Tracer
-from ._clock import VirtualClock
+from ._clock import (
+    VirtualClock,
+    _real_monotonic,  # the driver's watchdog: never the virtual clock
+)
 from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, task_names
 from ._fairness import Rounds
 from ._footprints import footprint, sync_places
@@ -115,7 +117,6 @@ from ._usercode import EXPLORE_DIR, default_user_code, generated
 __all__ = ["BACKEND", "BACKENDS", "ThreadDriver"]
 
 _allocate_baton = _thread.allocate_lock  # never the patched one
-_real_monotonic = time.monotonic  # the driver's watchdog: never the virtual clock
 
 #: Seconds without a step after which the watchdog stops a schedule (see
 #: ``_Schedule.go``): no step of a schedule takes that long unless a task
