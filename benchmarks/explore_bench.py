@@ -120,7 +120,7 @@ def run_frontrun(
     kind = programs.kind(p)
     if kind == "generator":
         return Cell("n/a", note="frontrun has no generator-task support")
-    import frontrun  # type: ignore[import-not-found,unused-ignore]  # a [bench] extra
+    import frontrun  # type: ignore[import-not-found,import-untyped,unused-ignore]  # a [bench] extra
 
     options: dict[str, Any] = {"strategy": strategy, "total_timeout": budget}
     if strategy == "random":

@@ -1,9 +1,10 @@
 """Partial-order reduction, on simulated programs against plain dfs.
 
 A program here is a list of tasks, each a list of operations on shared
-places -- read, write, take or release a lock, something opaque (it may
-touch anything), a read of anything -- run one operation per step through
-``Scheduler.branch`` as a driver would, with each step's footprint
+places -- read, write (of a value it says, or of its own), take or
+release a lock, something opaque (it may touch anything), a read of
+anything; places are variables, or an object and its attributes -- run
+one operation per step through ``Scheduler.branch`` as a driver would, with each step's footprint
 declared. The oracle is plain ``dfs``: whatever it can reach -- the values
 every read saw, the final memory, a deadlock -- the reduced search must
 reach too, with and without a preemption bound, in fewer schedules.
@@ -29,8 +30,9 @@ def run_once(strategy: Strategy, program: Program, rng: random.Random) -> tuple[
     whether it ended in a deadlock."""
     strategy.begin(rng)
     scheduler = Scheduler(strategy)
-    places = sorted({op[1] for task in program for op in task if len(op) > 1 and op[0] in "rw"})
-    memory: dict[str, Any] = dict.fromkeys(places)
+    places = {op[1] for task in program for op in task if len(op) > 1 and op[0] in "rw"}
+    cells = sorted({cell for place in places for cell in PARTS.get(place, [place])}, key=repr)
+    memory: dict[Any, Any] = dict.fromkeys(cells)
     holder: dict[str, int] = {}
     at = [0] * len(program)
     seen: list[list[Any]] = [[] for _ in program]
@@ -54,10 +56,14 @@ def run_once(strategy: Strategy, program: Program, rng: random.Random) -> tuple[
         kind = op[0]
         if kind == "r":
             scheduler.declare(reads=[op[1]])
-            seen[t].append(memory[op[1]])
+            seen[t].append(tuple(memory[cell] for cell in PARTS.get(op[1], [op[1]])))
         elif kind == "w":
             scheduler.declare(writes=[op[1]])
-            memory[op[1]] = (t, at[t])
+            value = op[2] if len(op) > 2 else (t, at[t])
+            if len(op) > 2 and scheduler.trail:  # what it stores is said
+                scheduler.trail[-1].values = {op[1]: value}
+            for cell in PARTS.get(op[1], [op[1]]):
+                memory[cell] = value
         elif kind == "acq":
             scheduler.declare(writes=[("lock", op[1])])
             holder[op[1]] = t
@@ -99,9 +105,17 @@ def random_program(rng: random.Random) -> Program:
             return program
 
 
+#: An object and its two attributes: a whole place and its parts
+#: (``_dpor.whole``). A read or write of the object touches both.
+OBJ: Any = ("obj", 1)
+PARTS: dict[Any, list[Any]] = {OBJ: [(*OBJ, "a"), (*OBJ, "b")]}
+
+
 def _random_program(rng: random.Random) -> Program:
     tasks = rng.choice([2, 2, 3])
-    places = ["x", "y", "z"][: rng.choice([1, 2, 3])]
+    places: list[Any] = rng.choice(
+        [["x"], ["x", "y"], ["x", "y", "z"], [OBJ, *PARTS[OBJ]], ["x", *PARTS[OBJ]]]
+    )
     program: Program = []
     for _ in range(tasks):
         ops: list[Op] = []
@@ -109,8 +123,10 @@ def _random_program(rng: random.Random) -> Program:
             roll = rng.random()
             if roll < 0.35:
                 ops.append(("r", rng.choice(places)))
-            elif roll < 0.7:
+            elif roll < 0.55:
                 ops.append(("w", rng.choice(places)))
+            elif roll < 0.7:  # stores one of two objects, and says which
+                ops.append(("w", rng.choice(places), rng.choice(["one", "two"])))
             elif roll < 0.82:
                 lock = rng.choice(["L", "M"])
                 inner = [(rng.choice("rw"), rng.choice(places))]

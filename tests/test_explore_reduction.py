@@ -3,7 +3,8 @@ search can reach is lost.
 
 Each program below touches shared state one of the ways a step's
 footprint must get right (``critsec.explorer._footprints``): globals, an
-object's attributes and its ``__dict__``, a class attribute behind an
+object's attributes (each a place of its own) and its ``__dict__``, two
+stores of the same object (which commute), a class attribute behind an
 instance's, a module's attribute that is another module's global, items
 of lists and dicts, a C method (``list.append``), an in-place operator on
 a list, iteration over a list another task grows, locks and conditions,
@@ -201,7 +202,53 @@ def two_rounds_a(s: State) -> None:
         s.a.saw = shared
 
 
+def attribute_update_a(s: State) -> None:
+    # Both tasks may store the very same 1 (or 2): stores of one object.
+    s.x = s.x + 1
+    s.a.saw = s.x
+
+
+def attribute_update_b(s: State) -> None:
+    s.x = s.x + 1
+    s.b.saw = s.x
+
+
+def store_1(s: State) -> None:
+    s.x = 1
+
+
+def store_1_then_2(s: State) -> None:
+    s.x = 1  # the same 1 as store_1's: the two stores commute
+    s.x = 2  # but not this one
+
+
+def last_item_a(s: State) -> None:
+    s.a.saw = s.items[-1]  # in a list of one: the item first_item_b stores
+
+
+def first_item_b(s: State) -> None:
+    s.items[0] = 5
+
+
+def key_a(s: State) -> None:
+    s.table["k"] = 1
+
+
+def keys_b(s: State) -> None:
+    s.b.saw = ("j" in s.table, "k" in s.table)
+
+
 PROGRAMS: dict[str, tuple[list[Callable[[State], None]], Callable[[State], Any]]] = {
+    "lost update on an attribute": (
+        [attribute_update_a, attribute_update_b],
+        lambda s: (s.x, s.a.saw, s.b.saw),
+    ),
+    "the same object stored": ([store_1, store_1_then_2], lambda s: s.x),
+    "an item of a list, counted from either end": (
+        [last_item_a, first_item_b],
+        lambda s: s.a.saw,
+    ),
+    "keys of a dict": ([key_a, keys_b], lambda s: s.b.saw),
     "lost update": ([lost_update_a, lost_update_a], lambda s: shared),
     "attribute and __dict__": ([attribute_via_dict_a, attribute_via_dict_b], lambda s: s.b.saw),
     "class attribute behind an instance": (
@@ -325,13 +372,13 @@ def test_an_attribute_and_the_same_name_in_dict_are_one_place(
     (store, _) = said["STORE_ATTR"]  # s.x = 1; s.b.saw = ...
     (subscript,) = said["BINARY_SUBSCR"]
     assert store is not None and subscript is not None
-    assert store[1] == subscript[0] == {obj(vars(state))}
+    assert store[1] == subscript[0] == {(*obj(vars(state)), "x")}
 
 
 def test_an_instance_attribute_read_reads_its_class_too(monkeypatch: pytest.MonkeyPatch) -> None:
     _, said = footprints([class_attribute_a, class_attribute_b], monkeypatch)
-    assert said["STORE_ATTR"][0] == (frozenset(), {obj(Klass)}, False)
-    assert any(t is not None and obj(Klass) in t[0] for t in said["LOAD_ATTR"])
+    assert said["STORE_ATTR"][0] == (frozenset(), {(*obj(Klass), "level")}, False)
+    assert any(t is not None and (*obj(Klass), "level") in t[0] for t in said["LOAD_ATTR"])
 
 
 def test_a_module_attribute_is_the_global_of_that_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -448,5 +495,8 @@ def test_a_with_statement_around_a_loop_still_knows_its_exit_and_list_methods_re
     assert None not in said["CALL"]
     # Looking up `s.items.append` reads the list's classes, not the list.
     lookups = [t for t in said.get("LOAD_METHOD", said.get("LOAD_ATTR", [])) if t is not None]
-    assert any(obj(list) in t[0] and obj(state.items) not in t[0] for t in lookups)
+    assert any(
+        (*obj(list), "append") in t[0] and not any(p[:2] == obj(state.items) for p in t[0])
+        for t in lookups
+    )
     assert None not in said.get("LOAD_METHOD", [])

@@ -73,28 +73,50 @@ def test_globals_and_closure_variables_are_places_by_name() -> None:
     assert write == (frozenset(), frozenset({("deref", "x")}), False)
 
 
-def test_an_object_is_one_place_and_its_classes_are_read_too() -> None:
+def test_an_attribute_is_a_part_of_its_object_and_its_classes_are_read_too() -> None:
     p = Plain()
     read = touched("LOAD_ATTR", Access("read", "attr", "x", ("fast", "p")))
-    assert read[0] == {place(p), ("obj", id(Plain)), ("obj", id(object))} and not read[1]
+    assert read[0] == {(*place(p), "x"), ("obj", id(Plain), "x"), ("obj", id(object), "x")}
+    assert not read[1]
     assert touched("STORE_ATTR", Access("write", "attr", "x", ("fast", "p"))) == (
         frozenset(),
-        {place(p)},
+        {(*place(p), "x")},
         False,
     )
-    assert (
-        touched("LOAD_ATTR", Access("read", "attr", "prop", ("fast", "p"))) is not None
-    )  # the user's
+    # A property's code may touch any attribute: the whole object.
+    prop = touched("LOAD_ATTR", Access("read", "attr", "prop", ("fast", "p")))
+    assert place(p) in prop[0] and (*place(p), "prop") not in prop[0]
     assert touched("LOAD_ATTR", Access("read", "attr", "__dict__", ("fast", "p"))) is None
     klass = Plain
     assert touched("STORE_ATTR", Access("write", "attr", "level", ("fast", "klass")))[1] == {
-        ("obj", id(klass))
+        ("obj", id(klass), "level")
     }
     module = sys.modules[__name__]
     assert touched("LOAD_ATTR", Access("read", "attr", "shared_global", ("fast", "module")))[0] == {
         ("global", "shared_global")
     }
     assert module is not None
+
+
+def test_parts_and_wholes_overlap_as_memory_does() -> None:
+    from critsec.explorer._dpor import Footprint, dependent, whole
+
+    def step(reads: Any = (), writes: Any = (), values: Any = None) -> Footprint:
+        return Footprint(set(reads), set(writes), opaque=False, values=values)
+
+    o, x, y = ("obj", 1), ("obj", 1, "x"), ("obj", 1, "y")
+    assert whole(x) == o and whole(o) is None and whole(("global", "x")) is None
+    assert not dependent(step(writes=[x]), step(writes=[y]))  # two attributes
+    assert dependent(step(writes=[x]), step(reads=[x]))
+    assert dependent(step(writes=[o]), step(reads=[y]))  # list.append against an item
+    assert dependent(step(reads=[o]), step(writes=[y]))  # iteration against a store
+    assert not dependent(step(reads=[o]), step(reads=[y]))
+    # The very same object stored in one place, in either order: one state.
+    one, other = object(), object()
+    assert not dependent(step(writes=[x], values={x: one}), step(writes=[x], values={x: one}))
+    assert dependent(step(writes=[x], values={x: one}), step(writes=[x], values={x: other}))
+    assert dependent(step(writes=[x], values={x: one}), step(writes=[x]))  # unknown: may differ
+    assert dependent(step(writes=[o], values={o: one}), step(writes=[x], values={x: one}))
 
 
 def test_attribute_access_that_may_run_anyones_code_is_opaque() -> None:
@@ -108,14 +130,29 @@ def test_attribute_access_that_may_run_anyones_code_is_opaque() -> None:
 
 
 def test_items_of_plain_containers_and_immutable_ones() -> None:
-    items, row = [1, 2], (1, 2)
-    assert touched(
-        "STORE_SUBSCR", Access("write", "subscr", "", ("fast", "items"), ("const", 0))
-    ) == (
-        frozenset(),
-        {("obj", id(items))},
-        False,
-    )
+    items, row, table, members = [1, 2], (1, 2), {"k": 1}, {1}
+
+    here = sys._getframe()
+
+    def item(container: str, key: Any, kind: str = "write", op: str = "") -> Any:
+        code = "STORE_SUBSCR" if kind == "write" else "BINARY_SUBSCR"
+        access = Access(kind, "subscr", "", ("fast", container), key, op)
+        return footprint(here, code, "", access, None, {}, users)
+
+    # An item in range, counted from either end, is a part of its list.
+    assert item("items", ("const", 0)) == (frozenset(), {("obj", id(items), 0)}, False)
+    assert item("items", ("const", -1), "read")[0] == {("obj", id(items), 1)}
+    # Out of range, a del (the rest move), `x in list`: the whole list.
+    assert item("items", ("const", 5))[1] == {("obj", id(items))}
+    assert item("items", ("const", 0), op="del")[1] == {("obj", id(items))}
+    assert item("items", ("const", 1), "read", "in")[0] == {("obj", id(items))}
+    # A dict's key, `in` included, is a part; 1 and True are one key.
+    assert item("table", ("const", "k"), "read", "in")[0] == {("obj", id(table), "k")}
+    assert item("table", ("const", True))[1] == {("obj", id(table), 1)}
+    assert item("table", ("const", 1.5))[1] == {("obj", id(table))}  # not a plain key
+    assert item("members", ("const", 1), "read", "in")[0] == {("obj", id(members))}
+    # A key this task has not loaded itself: the whole container.
+    assert item("table", ("attr", ("fast", "table"), "k"))[1] == {("obj", id(table))}
     assert (
         touched("BINARY_SUBSCR", Access("read", "subscr", "", ("fast", "row"), ("const", 0)))
         == NOTHING

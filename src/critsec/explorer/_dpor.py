@@ -47,6 +47,14 @@ plain attributes and items of lists and dicts, a controlled lock's
 operations, an operator or an iteration (taken to read anything); calls
 into C or a library are opaque. A driver that describes nothing gets a
 correct search with little reduction.
+
+Places may be *parts* of a whole (:func:`whole`): an attribute or an item
+of one object. A whole overlaps its parts, so ``list.append`` depends on
+a read of an item, but two attributes of one object do not depend on
+each other -- which lets the many programs that keep all their state on
+one object be reduced at all. And two stores of the very same object in
+one place commute (``Footprint.values``): ten tasks that each set
+``s.a = 1`` are ten independent steps, not 10! orders to try.
 """
 
 from __future__ import annotations
@@ -54,25 +62,65 @@ from __future__ import annotations
 import bisect
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from ._scheduler import BoundedSearch, Decision, not_deterministic
 
-__all__ = ["DPORStrategy", "Footprint", "dependent"]
+__all__ = ["DPORStrategy", "Footprint", "dependent", "whole"]
 
 
 @dataclass(slots=True)
 class Footprint:
     """What one step may touch. ``opaque``: anything (the default, until
-    the driver says better); ``reads_all``: it may read anything."""
+    the driver says better); ``reads_all``: it may read anything.
+    ``values``: for some places it writes, the object it stored there, once
+    known -- two steps storing the very same object in one place leave the
+    same state in either order, so they do not depend on each other there."""
 
     reads: set[Hashable] = field(default_factory=set)
     writes: set[Hashable] = field(default_factory=set)
     reads_all: bool = False
     opaque: bool = True
+    values: dict[Hashable, Any] | None = None
 
     def empty(self) -> bool:
         return not (self.opaque or self.reads_all or self.reads or self.writes)
+
+    def stored(self, place: Hashable) -> Any:
+        """The object this step stored in ``place``; ``_UNKNOWN`` if not known."""
+        return _UNKNOWN if self.values is None else self.values.get(place, _UNKNOWN)
+
+
+_UNKNOWN: Any = object()
+
+
+def whole(place: Hashable) -> Hashable | None:
+    """The place a *part* place belongs to -- an attribute or item
+    ``("obj", id, key)`` is part of its object ``("obj", id)`` -- or None
+    for a place that is no part. A whole overlaps each of its parts (a
+    ``list.append`` writes every item; iterating reads them all); two
+    parts of one whole overlap only if they are equal."""
+    if type(place) is tuple and len(place) == 3 and place[0] == "obj":
+        return place[:2]
+    return None
+
+
+def _overlap(a: Hashable, b: Hashable) -> bool:
+    return a == b or whole(a) == b or whole(b) == a
+
+
+def _clash(a: Footprint, b: Footprint) -> bool:
+    """Whether something ``a`` writes overlaps what ``b`` reads or writes
+    (not a store of the same object in the same place by both)."""
+    for place in a.writes:
+        if any(_overlap(place, other) for other in b.reads):
+            return True
+        for other in b.writes:
+            if _overlap(place, other):
+                stored = a.stored(place)
+                if place != other or stored is _UNKNOWN or stored is not b.stored(place):
+                    return True
+    return False
 
 
 def dependent(a: Footprint, b: Footprint) -> bool:
@@ -83,9 +131,7 @@ def dependent(a: Footprint, b: Footprint) -> bool:
         return True
     if (a.reads_all and b.writes) or (b.reads_all and a.writes):
         return True
-    return not (a.writes.isdisjoint(b.writes) and a.writes.isdisjoint(b.reads)) or not (
-        b.writes.isdisjoint(a.reads)
-    )
+    return _clash(a, b) or _clash(b, a)
 
 
 class _Index:
@@ -95,24 +141,34 @@ class _Index:
     def __init__(self) -> None:
         self.readers: dict[Hashable, list[int]] = {}
         self.writers: dict[Hashable, list[int]] = {}
+        # By whole: the steps that read or write some part of it.
+        self.part_readers: dict[Hashable, list[int]] = {}
+        self.part_writers: dict[Hashable, list[int]] = {}
         self.writing: list[int] = []  # steps that write something (or may)
         self.opaque: list[int] = []  # steps that may touch anything
         self.reading_all: list[int] = []  # steps that may read anything
         self.all: list[int] = []
+        self.steps: dict[int, Footprint] = {}
 
     def add(self, i: int, step: Footprint) -> None:
         """Index step ``i`` (not an empty one)."""
         self.all.append(i)
+        self.steps[i] = step
         if step.opaque:
             self.opaque.append(i)
         elif step.reads_all:
             self.reading_all.append(i)
         if step.opaque or step.writes:
             self.writing.append(i)
-        for place in step.reads:
-            self.readers.setdefault(place, []).append(i)
-        for place in step.writes:
-            self.writers.setdefault(place, []).append(i)
+        for places, parts, place_set in (
+            (self.readers, self.part_readers, step.reads),
+            (self.writers, self.part_writers, step.writes),
+        ):
+            for place in place_set:
+                places.setdefault(place, []).append(i)
+                of = whole(place)
+                if of is not None:
+                    parts.setdefault(of, []).append(i)
 
     def dependencies(self, step: Footprint) -> list[int]:
         """The earlier steps ``step`` depends on (:func:`dependent`), latest first."""
@@ -125,9 +181,24 @@ class _Index:
             found.update(self.writing)
         for place in step.reads:
             found.update(self.writers.get(place, ()))
+            of = whole(place)
+            if of is None:
+                found.update(self.part_writers.get(place, ()))
+            else:
+                found.update(self.writers.get(of, ()))
         for place in step.writes:
-            found.update(self.writers.get(place, ()))
+            stored = step.stored(place)
+            for j in self.writers.get(place, ()):
+                if stored is _UNKNOWN or self.steps[j].stored(place) is not stored:
+                    found.add(j)
             found.update(self.readers.get(place, ()))
+            of = whole(place)
+            if of is None:
+                found.update(self.part_writers.get(place, ()))
+                found.update(self.part_readers.get(place, ()))
+            else:
+                found.update(self.writers.get(of, ()))
+                found.update(self.readers.get(of, ()))
         return sorted(found, reverse=True)
 
 

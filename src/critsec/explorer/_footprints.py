@@ -13,16 +13,27 @@ So:
 
 * a global is one place per name (``("global", name)``; globals of two
   modules with one name share it), a closure variable one per name too;
-* an object is one place, whatever the attribute or item: ``obj.x``,
-  ``obj.__dict__["x"]`` and ``vars(obj)["x"]`` are all the same memory; a
-  read of an instance's attribute also reads its classes (it may come from
-  them). Only objects whose attribute access runs no code but Python's
-  own: a plain ``__getattribute__``/``__setattr__``, no descriptor but a
-  slot or a function -- or a property whose code is the user's (it runs
-  with switch points of its own) or critsec's (which touches only its
-  object). Dunder attributes (``__dict__``, ``__class__``) are opaque;
-* items of exact ``list``, ``dict`` and ``set`` objects (immutable
-  containers are no place at all); any other container is opaque;
+* an attribute is a place of its own, a *part* of its object's place
+  (``("obj", id, name)``; see ``_dpor.whole``): ``obj.x``,
+  ``obj.__dict__["x"]`` and ``vars(obj)["x"]`` are all the same memory, so
+  an object's place is its ``__dict__``'s, and its item ``"x"`` the
+  attribute. A read of an instance's attribute also reads that name of
+  its classes (it may come from them). Only objects whose attribute
+  access runs no code but Python's own: a plain
+  ``__getattribute__``/``__setattr__``, no descriptor but a slot or a
+  function -- or a property whose code is the user's (it runs with switch
+  points of its own) or critsec's (which touches only its object): a
+  property is the whole object, its code may touch any attribute. Dunder
+  attributes (``__dict__``, ``__class__``) are opaque;
+* items of exact ``list``, ``dict`` and ``set`` objects: a dict's item by
+  a plain key (``str``, ``int``, ``bytes``, ``None``; ``key in d`` too)
+  and a list's by an index in range (from either end) are parts; the rest
+  -- ``x in list``, a list's ``del`` (the items after it move), a slice, a
+  method, iteration -- the whole container (immutable containers are no
+  place at all); any other container is opaque;
+* a plain store's footprint also says, once it ran, what object it
+  stored (``Footprint.values``): two stores of the very same object in
+  one place commute;
 * a controlled ``Lock``/``RLock`` is one place, written by ``with`` (both
   ends) and by its methods; a ``Condition`` writes its lock and itself;
   an object of ``threading``, ``queue`` or critsec's runtimes (an
@@ -45,10 +56,10 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from . import _patches
-from ._access import MISSING, Access, evaluate
+from ._access import MISSING, Access, evaluate, peek_attr
 from ._usercode import is_sync_api
 
-__all__ = ["Touched", "footprint", "sync_places"]
+__all__ = ["Touched", "footprint", "stored_place", "sync_places"]
 
 #: (places read, places written, reads anything); None: opaque.
 Touched = tuple[frozenset[Hashable], frozenset[Hashable], bool] | None
@@ -314,7 +325,7 @@ def sync_places(obj: Any) -> frozenset[Hashable] | None:
             return None
         return frozenset({("obj", id(lock)), _place(obj)})
     if isinstance(obj, _patches.SimpleQueue) or type(obj).__module__.startswith(_SYNC_MODULES):
-        places = {_place(obj)}
+        places: set[Hashable] = {_place(obj)}
         for value in _fields(obj).values():
             if type(value) in _LOCKS or isinstance(value, _patches.Condition):
                 places |= sync_places(value) or set()
@@ -330,7 +341,9 @@ def _accessing(
         if not writes:  # what the load about to run gets
             memo[id(frame), (what, access.name)] = evaluate((what, access.name), frame)
         return _one((what, access.name), writes)
-    obj = evaluate(access.obj, frame)
+    # What the instruction works on was loaded by an earlier step, maybe
+    # before another task changed where it came from: what that step saw.
+    obj = _known(frame, access.obj, memo)
     if obj is MISSING:
         return None
     if what == "with":
@@ -340,17 +353,41 @@ def _accessing(
     if what == "subscr":  # (``key in obj`` too)
         if type(obj) not in _IMMUTABLE and type(obj) not in _CONTAINERS:
             return None
-        if not writes and not access.op:  # what the load about to run gets
-            value = evaluate(("subscr", access.obj, access.key), frame)
-            if value is not MISSING:
-                memo[id(frame), ("subscr", access.obj, access.key)] = value
-        return _NOTHING if type(obj) in _IMMUTABLE else _one(("obj", id(obj)), writes)
+        key = _known(frame, access.key, memo)
+        if not writes and not access.op and type(key) in _KEYS and type(obj) is not set:
+            try:  # what the load about to run gets
+                memo[id(frame), ("subscr", access.obj, access.key)] = obj[key]
+            except Exception:
+                pass
+        return _NOTHING if type(obj) in _IMMUTABLE else _one(_item(obj, key, access.op), writes)
     touched = _attribute(obj, access.name, writes, users)
     if touched is not None and not writes:
-        value = evaluate(("attr", access.obj, access.name), frame)
-        if value is not MISSING:
+        value = peek_attr(obj, access.name)
+        if value is not MISSING and not isinstance(value, property):
             memo[id(frame), ("attr", access.obj, access.name)] = value
     return touched
+
+
+#: Keys that name one item of a dict (or list): compared as Python's dict
+#: compares them (``1``, ``1.0`` and ``True`` are one key), running no code.
+_KEYS = (str, int, bool, bytes, type(None))
+
+
+def _item(container: Any, key: Any, op: str) -> tuple[Any, ...]:
+    """The place of ``container[key]``: that item alone (a part of the
+    container, see ``_dpor.whole``) for a dict's key or a list's index in
+    range; the whole container for ``x in list`` (it reads every item),
+    a ``del`` of a list's item (the rest move), a slice, any other key."""
+    place: tuple[Any, ...] = ("obj", id(container))
+    if key is MISSING or type(key) not in _KEYS:
+        return place
+    if type(container) is dict:
+        return (*place, key)
+    if type(container) is list and not op and type(key) is int:
+        index = key + len(container) if key < 0 else key
+        if 0 <= index < len(container):
+            return (*place, index)
+    return place
 
 
 def _attribute(
@@ -368,11 +405,12 @@ def _attribute(
             return None  # a metaclass's access may be anyone's code
     elif _overrides(cls, "__getattribute__") or (writes and _overrides(cls, "__setattr__")):
         return None
-    found_anywhere = False
+    found_anywhere = is_property = False
     for klass in cls.__mro__:
         if name in klass.__dict__:
             found = klass.__dict__[name]
             if isinstance(found, property):
+                is_property = True
                 accessor = found.fset if writes else found.fget
                 code = getattr(accessor, "__code__", None)
                 if code is None or not (users(code) or is_sync_api(code)):
@@ -386,14 +424,18 @@ def _attribute(
     missing = not found_anywhere and name not in _fields(obj)
     if missing and not writes and hasattr(cls, "__getattr__"):
         return None  # __getattr__ may run, anyone's code
+    # The attribute alone, a part of its object (``obj.x`` and
+    # ``obj.__dict__["x"]`` are one place); a property's getter or setter
+    # may touch any attribute of the object, so it is the whole object.
     place = _place(obj)
+    own = place if is_property else (*place, name)
     if writes:
-        return (frozenset(), frozenset({place}), False)
+        return (frozenset(), frozenset({own}), False)
     # An instance's attribute may be its class's (a class's, its bases').
     classes = obj.__mro__ if isinstance(obj, type) else cls.__mro__
-    read: set[Hashable] = {("obj", id(k)) for k in classes}
+    read: set[Hashable] = {("obj", id(k), name) for k in classes}
     if not (found_anywhere and isinstance(found, _C_METHODS) and place == ("obj", id(obj))):
-        read.add(place)  # (a C method of an object with no __dict__: only its class is read)
+        read.add(own)  # (a C method of an object with no __dict__: only its class is read)
     return (frozenset(read), frozenset(), False)
 
 
@@ -422,7 +464,7 @@ def _fields(obj: Any) -> dict[str, Any]:
     return fields if isinstance(fields, dict) else {}
 
 
-def _place(obj: Any) -> Hashable:
+def _place(obj: Any) -> tuple[str, int]:
     """An object's one place: its ``__dict__`` if it has one (reached as
     ``obj.__dict__`` too), else the object (slots)."""
     if isinstance(obj, type):
@@ -437,3 +479,21 @@ def _place(obj: Any) -> Hashable:
 def _one(place: Hashable, writes: bool) -> Touched:
     places = frozenset({place})
     return (frozenset(), places, False) if writes else (places, frozenset(), False)
+
+
+def stored_place(access: Access, obj: Any) -> Hashable | None:
+    """The one place a plain store writes -- a variable, an attribute, an
+    item (``obj`` as :func:`~._access.locate` gives it) -- as its footprint
+    names it; None if that is not one such place. What it stored is then
+    known to be all it changed (``_dpor.Footprint.values``)."""
+    if access.op:
+        return None
+    if access.what in ("global", "deref"):
+        return (access.what, access.name)
+    if access.what == "attr":
+        return (*_place(obj), access.name)
+    if access.what == "subscr":
+        container, key = obj
+        place = _item(container, key, "")
+        return place if len(place) == 3 else None
+    return None

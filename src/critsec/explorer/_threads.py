@@ -79,7 +79,7 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,9 +106,10 @@ from ._clock import (
     VirtualClock,
     _real_monotonic,  # the driver's watchdog: never the virtual clock
 )
+from ._dpor import Footprint
 from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, task_names
 from ._fairness import Rounds
-from ._footprints import footprint, sync_places
+from ._footprints import footprint, stored_place, sync_places
 from ._patches import Abandoned, Control, StandIns, Waitable, Window
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
@@ -266,6 +267,9 @@ class _Task:
         self.round: list[tuple[str, str]] = []
         # What its steps loaded, called, iterated (see _footprints.footprint).
         self.memo: dict[tuple[int, Any], Any] = {}
+        # The step of a store under way, and the one place it stores into:
+        # what it stored goes on its footprint once it ran (see _flush).
+        self.storing: tuple[Footprint, Hashable] | None = None
 
 
 # -- one schedule -------------------------------------------------------------------------
@@ -485,6 +489,7 @@ class _Schedule(Control):
         (or a line start, at line granularity, with offset -1)."""
         if t.pending is not None:
             self._flush(t)
+        t.storing = None
         t.expect = None  # a property call it waited for did not come
         if offset < 0:
             if self._in_library_call(frame):
@@ -517,6 +522,8 @@ class _Schedule(Control):
             touched = footprint(frame, opname, argrepr, access, operands, t.memo, self._users)
             if touched is not None:
                 self.scheduler.declare(*touched)
+                if access is not None and access.kind == "write" and len(touched[1]) == 1:
+                    t.storing = (self.scheduler.trail[-1], next(iter(touched[1])))  # type: ignore[index]
         if access is not None:
             try:
                 self._access(t, frame, access)
@@ -627,6 +634,10 @@ class _Schedule(Control):
             value = peek_written(access, frame, obj)
             if value is not MISSING:
                 self._value_event(t, "write", display, location, value, at)
+                if t.storing is not None:
+                    step, place = t.storing
+                    if stored_place(access, obj) == place:
+                        step.values = {place: value}
         except Exception:
             pass
 
