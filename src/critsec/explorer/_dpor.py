@@ -60,11 +60,13 @@ one place commute (``Footprint.values``): ten tasks that each set
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable, Iterable, Sequence
+import heapq
+import random
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from ._scheduler import BoundedSearch, Decision, not_deterministic
+from ._scheduler import BoundedSearch, not_deterministic
 
 __all__ = ["DPORStrategy", "Footprint", "dependent", "whole"]
 
@@ -202,30 +204,61 @@ class _Index:
         return sorted(found, reverse=True)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Node:
     """The state before one step: who could run, who ran before, the
     preemptions so far; the tasks to try here (``backtrack``) and those
-    tried (``tried``, the last one being this schedule's)."""
+    tried. Nodes make a tree: ``parent``, and ``via``, the task whose step
+    led here from it (the path to a node is the prefix that replays it)."""
 
     runnable: tuple[int, ...]
     current: int | None
     preemptions: int
     backtrack: set[int]
     tried: list[int]
+    parent: _Node | None
+    via: int
+    depth: int
 
 
 class DPORStrategy(BoundedSearch):
     """``dfs`` with dynamic partial-order reduction: every schedule that is
     not the reordering of independent steps of one already tried; within
     ``preemption_bound`` preemptions if given. Needs the steps' footprints
-    (``Scheduler.trail``); see the module note."""
+    (``Scheduler.trail``); see the module note.
+
+    Which reversal next: the one nearest the start (then the oldest). A
+    race is reversed at the state before its first step, and a bug that
+    needs one early preemption -- a checker slipping in between a setter's
+    two writes, with ten setters after it (``reorder_10``) -- is such a
+    reversal near the root, which a depth-first order reaches only once
+    it has tried every reordering below it: thousands of schedules. Any
+    order is as complete, as long as a node still to try keeps the path
+    that leads to it: the tree of such nodes is kept (by ``parent``: a
+    node that nothing is left to try under is dropped with its last
+    reference), and reversals found later land on its shared nodes."""
 
     observes_steps = True
+    #: One schedule in this many starts at the node nearest the start.
+    SHALLOW_EVERY = 4
 
     def __init__(self, preemption_bound: int | None = None) -> None:
         super().__init__(preemption_bound)
-        self.path: list[_Node] = []
+        self.path: list[_Node] = []  # this schedule's nodes
+        self.taken: list[int] = []  # this schedule's tasks, step by step
+        # The nodes given a task to try, twice: (depth, order, node) and
+        # (-depth, -order, node), heaps: the nearest the start first, and
+        # the deepest.
+        self._open: tuple[list[tuple[int, int, _Node]], ...] = ([], [])
+        self._order = 0
+        self._schedules = 0
+        self._deep = True  # this schedule's node was the deepest
+        self._dfs_path: list[_Node] = []  # the last such schedule's path
+        self._compacted = 4096  # heap size after the last compaction (or at least)
+
+    def begin(self, rng: random.Random) -> None:
+        super().begin(rng)
+        self.taken = []
 
     def choose(self, runnable: Sequence[int], current: int | None) -> int:
         if self.depth < len(self.prefix):
@@ -237,11 +270,17 @@ class DPORStrategy(BoundedSearch):
         """Every step, decisions and forced moves alike (after ``choose``)."""
         if self.depth < len(self.path):
             node = self.path[self.depth]
-            if tuple(runnable) != node.runnable or node.tried[-1] != choice:
+            if tuple(runnable) != node.runnable or self.prefix[self.depth] != choice:
                 raise not_deterministic(node.runnable, runnable)
         else:
-            node = _Node(tuple(runnable), current, self.preemptions, {choice}, [choice])
+            parent = self.path[-1] if self.path else None
+            via = self.taken[-1] if self.taken else -1
+            node = _Node(
+                tuple(runnable), current, self.preemptions, {choice}, [choice],
+                parent, via, self.depth,
+            )  # fmt: skip
             self.path.append(node)
+        self.taken.append(choice)
         if self._preempts(choice, current, runnable):
             self.preemptions += 1
         self.depth += 1
@@ -249,10 +288,61 @@ class DPORStrategy(BoundedSearch):
     def end(self, steps: int, trail: Sequence[Footprint] = ()) -> bool:
         del self.path[self.depth :]  # past a failure: not ours to revisit
         self._add_backtracks(trail)
-        return self._backtrack(self.path)
+        if self._deep:
+            self._dfs_path = self.path
+        return self._next()
 
-    def _options(self, node: Decision) -> Iterable[int]:
-        return sorted(cast(_Node, node).backtrack)  # only the reversals races asked for
+    def _untried(self, node: _Node) -> list[int]:
+        return [t for t in sorted(node.backtrack) if t not in node.tried and self._allowed(node, t)]
+
+    def _mark(self, node: _Node) -> None:
+        """``node`` got a task to try: keep it (and its path) for later."""
+        self._order += 1
+        heapq.heappush(self._open[0], (node.depth, self._order, node))
+        heapq.heappush(self._open[1], (-node.depth, -self._order, node))
+
+    def _next(self) -> bool:
+        """Set the prefix of the next schedule. Mostly depth first: the
+        deepest node with a task to try on the path of the last such
+        schedule (else anywhere); every ``SHALLOW_EVERY``-th, the one
+        nearest the start. False, and exhausted, when none is left."""
+        self._schedules += 1
+        if len(self._open[0]) > self._compacted * 2:
+            self._compact()
+        self._deep = self._schedules % self.SHALLOW_EVERY != 0
+        if self._deep:
+            for node in reversed(self._dfs_path):
+                if self._untried(node):
+                    return self._take(node)
+        heap = self._open[self._deep]
+        while heap:
+            node = heap[0][2]
+            if self._untried(node):
+                return self._take(node)
+            heapq.heappop(heap)
+        self.path = self._dfs_path = []
+        self.done = True
+        return False
+
+    def _take(self, node: _Node) -> bool:
+        """The next schedule tries the first task left at ``node``."""
+        task = self._untried(node)[0]
+        node.tried.append(task)
+        chain = [node]
+        while chain[-1].parent is not None:
+            chain.append(chain[-1].parent)
+        chain.reverse()
+        self.path = chain
+        self.prefix = [n.via for n in chain[1:]] + [task]
+        return True
+
+    def _compact(self) -> None:
+        """Drop the nodes with nothing left to try from both heaps (each
+        drops them only from its top), so that their paths can go."""
+        self._open = tuple([e for e in heap if self._untried(e[2])] for heap in self._open)
+        for heap in self._open:
+            heapq.heapify(heap)
+        self._compacted = max(4096, len(self._open[0]))
 
     # -- races --------------------------------------------------------------------------------
 
@@ -261,7 +351,7 @@ class DPORStrategy(BoundedSearch):
         reversals to the backtrack sets."""
         path = self.path
         n = min(len(path), len(trail))
-        tasks = [node.tried[-1] for node in path[:n]]
+        tasks = self.taken[:n]
         width = 1 + max((max(node.runnable) for node in path[:n]), default=-1)
         clocks: list[list[int]] = []
         steps_of: list[list[int]] = [[] for _ in range(width)]  # each task's steps, in order
@@ -343,10 +433,7 @@ class DPORStrategy(BoundedSearch):
             chosen = next(
                 (r for r in (p, *sorted(firsts)) if r in node.runnable and initial(r)), None
             )
-            if chosen is not None:
-                node.backtrack.add(chosen)
-            else:
-                node.backtrack.update(node.runnable)
+            self._add(node, chosen)
         if self.bound is not None:
             k = j - 1
             while k > 0 and tasks[k] == tasks[k - 1]:
@@ -354,9 +441,13 @@ class DPORStrategy(BoundedSearch):
             if k >= 0:
                 self._add(self.path[k], p)
 
-    @staticmethod
-    def _add(node: _Node, p: int) -> None:
-        if p in node.runnable:
+    def _add(self, node: _Node, p: int | None) -> None:
+        """Try ``p`` at ``node`` (every task that can run there, if it
+        cannot or is None)."""
+        before = len(node.backtrack)
+        if p is not None and p in node.runnable:
             node.backtrack.add(p)
         else:
             node.backtrack.update(node.runnable)
+        if len(node.backtrack) > before:
+            self._mark(node)
