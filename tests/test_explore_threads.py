@@ -386,7 +386,7 @@ def test_runtime_counter_race_is_found_and_its_lock_fixes_it() -> None:
 
     result = explore(setup, [racy, racy], invariant, strategy="pct", seed=6)
     assert result.kind == "invariant"
-    assert {e.location for e in result.events if e.kind == "read"} == {"ThreadCounter.value"}
+    assert {e.location for e in result.events if e.kind == "read"} == {"State.counter.value"}
     assert {e.value for e in result.events if e.kind == "read"} == {"0"}  # both read 0
     proof = explore(setup, [safe, safe], invariant, strategy="dfs", preemption_bound=1)
     assert not proof.failed and proof.exhausted
@@ -670,7 +670,7 @@ def test_a_barrier_missing_a_party_deadlocks_and_says_where() -> None:
         lambda: State(barrier=threading.Barrier(3)), [party, party], lambda s: True, seed=0
     )
     assert result.kind == "deadlock"
-    assert "(in Barrier.wait)" in result.message
+    assert "(in State.barrier.wait)" in result.message
     assert "s.barrier.wait()" in result.trace
 
 
@@ -688,7 +688,7 @@ def test_queue_calls_are_rows_of_the_trace() -> None:
         strategy="dfs",
     )
     texts = [e.text for e in result.events]
-    assert "Queue.put('x')" in texts and "Queue.get() ➜ 'x'" in texts
+    assert "State.q.put('x')" in texts and "State.q.get() ➜ 'x'" in texts
 
 
 def test_an_exception_while_another_task_waits_unwinds_everything() -> None:

@@ -38,7 +38,7 @@ class Tracer:
         schedule, t = self.schedule, self.task
         code = frame.f_code
         if schedule.info(code) is None:  # not the user's code: no switch points inside
-            if (t.expect is not None and code is t.expect[0]) or is_sync_api(code):
+            if schedule.expects(code) or is_sync_api(code):
                 on_return = schedule.library_call(t, frame)
                 if on_return is not None:
                     frame.f_trace_lines = False
@@ -62,6 +62,8 @@ class Tracer:
 
 def _return_tracer(on_return: Callable[[Any], None]) -> Callable[..., Any]:
     def trace(frame: types.FrameType, event: str, arg: Any) -> Any:
+        if event == "exception":
+            return None  # it raised (or may: then it returns nothing worth showing)
         if event != "return":
             return trace
         on_return(arg)
@@ -152,7 +154,7 @@ class Monitoring:
                 self.enabled.add(code)
                 _monitoring.set_local_events(self.tool, code, self.step_event)
             return None
-        if (t.expect is None or code is not t.expect[0]) and not is_sync_api(code):
+        if not schedule.expects(code) and not is_sync_api(code):
             # Never interesting: stop the event for this code (until the
             # events are switched off at the end of the schedule).
             return _monitoring.DISABLE

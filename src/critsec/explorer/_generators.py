@@ -69,25 +69,14 @@ from .._task import Task
 from ..runtimes._cooperative import start_tasks
 from ..runtimes._coroutines import Park, _Running, bad_yield, forgotten
 from ._access import (
-    DELETED,
-    MISSING,
-    Access,
-    Names,
-    ShortRepr,
     analyse,
-    deleted_before,
     describe_object,
-    is_data,
-    locate,
-    peek_attr,
-    peek_read,
-    peek_written,
-    property_code,
     short,
 )
 from ._clock import VirtualClock
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._fairness import Rounds
+from ._recording import Accesses
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
 from ._usercode import default_user_code, generated
@@ -197,15 +186,10 @@ class StepTracer:
     def __init__(self) -> None:
         self.task: int | None = None  # whose step runs now
         self.events: list[Event] = []
-        # A store seen before it ran: (frame, its line, access, object, location).
-        self._pending: tuple[types.FrameType, int, Access, Any, str] | None = None
-        # A property accessor (not the user's code) whose call the trace waits
-        # for: (its code, "read" | "write", frame and line of the access, location).
-        self._expect: tuple[types.CodeType, str, types.FrameType, int, str] | None = None
+        self.accesses = Accesses(self._emit, is_user_code)
         # Distinct objects of one type get distinct names: State, State#2;
         # an object read from a named place is named after it (State.lock).
-        self.names = Names()
-        self._repr = ShortRepr(self.names)
+        self.names = self.accesses.names
 
     def _global(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         if event != "call":
@@ -216,16 +200,24 @@ class StepTracer:
             frame.f_trace = self._local
             frame.f_trace_opcodes = True
             return self._local
-        if self._expect is not None and frame.f_code is self._expect[0]:
-            return self._property_call(frame)
-        return None
+        on_return = self.accesses.property_call(frame)
+        if on_return is None:
+            return None
+
+        def returned(frame: types.FrameType, event: str, arg: Any) -> Any:
+            if event == "exception":  # the getter raised: nothing was read
+                return None
+            if event == "return" and self.task is not None:
+                on_return(arg)
+            return returned
+
+        frame.f_trace_lines = False
+        return returned
 
     def _local(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         if self.task is None:  # user code outside a step (an asyncio callback)
             return self._local
-        if self._pending is not None and self._pending[0] is frame:
-            self._finish_write(event)
-        self._expect = None  # a property call it waited for did not come
+        self.accesses.settle(frame, failed=event == "exception")
         if event == "line":
             filename, lineno = frame.f_code.co_filename, frame.f_lineno
             where = f"{filename}:{lineno}"
@@ -235,83 +227,8 @@ class StepTracer:
         elif event == "opcode":
             access = _accesses(frame.f_code).get(frame.f_lasti)
             if access is not None and access.what != "with":
-                self._access(frame, access)
+                self.accesses.before(self.task, frame, access)
         return self._local
-
-    def _access(self, frame: types.FrameType, access: Access) -> None:
-        try:
-            obj, display, location = locate(access, frame, self.names)
-            if obj is MISSING:
-                return
-            if access.op == "del":  # recorded as tried: a failed del explains a failure
-                if deleted_before(access, frame, obj) is not MISSING:
-                    self._record(frame, frame.f_lineno, "write", location, DELETED)
-                return
-            if access.kind == "write":
-                self._pending = (frame, frame.f_lineno, access, obj, location)
-                if access.what == "attr":
-                    self._expect_property(peek_attr(obj, access.name), "write", frame, location)
-                return
-            value = peek_read(access, frame, obj)
-        except Exception:  # the instruction itself will raise: not ours to report
-            return
-        if isinstance(value, property):
-            self._expect_property(value, "read", frame, location)
-        elif value is MISSING:
-            return
-        elif is_data(value):
-            # A container read from an item of another is named after it too
-            # (``dict['cache']['k']``, not ``dict#2['k']``).
-            self.names.remember(value, display)
-            self._record(frame, frame.f_lineno, "read", location, value)
-        elif access.what != "subscr" and not callable(value):
-            # An object reached through a named place (a lock in `state.lock`)
-            # is called by that name in the trace, unless it already has one.
-            self.names.adopt(value, display)
-
-    def _expect_property(
-        self, value: Any, kind: str, frame: types.FrameType, location: str
-    ) -> None:
-        """A property's value is its getter's return (its setter's argument):
-        wait for that call, unless it is the user's code (traced anyway)."""
-        code = property_code(value, kind)
-        if code is not None and not is_user_code(code):
-            self._pending = None
-            self._expect = (code, kind, frame, frame.f_lineno, location)
-
-    def _property_call(self, frame: types.FrameType) -> Any:
-        """The property accessor the trace waited for starts in ``frame``."""
-        assert self._expect is not None
-        _, kind, at, lineno, location = self._expect
-        self._expect = None
-        if kind == "write":
-            names = frame.f_code.co_varnames
-            if frame.f_code.co_argcount >= 2:
-                self._record(at, lineno, "write", location, frame.f_locals[names[1]])
-            return None
-
-        def on_return(frame: types.FrameType, event: str, arg: Any) -> Any:
-            if event == "exception":  # the getter raised: nothing was read
-                return None
-            if event == "return" and is_data(arg) and self.task is not None:
-                self._record(at, lineno, "read", location, arg)
-            return on_return
-
-        frame.f_trace_lines = False
-        return on_return
-
-    def _finish_write(self, event: str) -> None:
-        assert self._pending is not None
-        frame, lineno, access, obj, location = self._pending
-        self._pending = None
-        if event == "exception":  # the store raised: nothing was written
-            return
-        try:
-            value = peek_written(access, frame, obj)
-        except Exception:
-            return
-        if value is not MISSING and is_data(value):
-            self._record(frame, lineno, "write", location, value)
 
     def name_of(self, owner: Any) -> str:
         """A name for ``owner``, the same for the whole schedule and on every
@@ -320,20 +237,16 @@ class StepTracer:
         (``Counter``, ``Counter#2``)."""
         return self.names.of(owner)
 
-    def _record(
-        self, frame: types.FrameType, lineno: int, kind: str, location: str, value: Any
+    def _emit(
+        self, task: int, kind: str, text: str, filename: str, line: int, location: str, shown: str
     ) -> None:
-        """Record an access at ``lineno`` (a write is recorded once done, by
-        when the frame may be on its next line)."""
-        assert self.task is not None  # only called during a step
-        filename = frame.f_code.co_filename
-        where = f"{filename}:{lineno}"
+        """Record an access at ``line`` (a write is recorded once done, by
+        when the frame may be on its next line): it stands for that line."""
+        where = f"{filename}:{line}"
         if self.events and self.events[-1].kind == "line" and self.events[-1].where == where:
-            self.events.pop()  # the access stands for its line
-        source = linecache.getline(filename, lineno).strip()
-        shown = self._repr.repr(value)
-        text = f"{location} ➜ {shown}" if kind == "read" else f"{location} = {shown}"
-        self.events.append(Event(self.task, kind, text, where, source, location, shown))
+            self.events.pop()
+        source = linecache.getline(filename, line).strip()
+        self.events.append(Event(task, kind, text, where, source, location, shown))
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -355,9 +268,7 @@ class StepTracer:
         try:
             return action()
         finally:
-            if self._pending is not None:  # written by the last instruction of the step
-                self._finish_write("return")
-            self._expect = None
+            self.accesses.settle()  # a store by the last instruction of the step
             self.task = None
 
     def take(self, where: str) -> list[Event]:

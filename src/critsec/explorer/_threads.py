@@ -89,17 +89,8 @@ from . import _patches
 from ._access import (
     MISSING,
     Access,
-    Names,
-    ShortRepr,
     analyse,
-    deleted_before,
     evaluate,
-    is_data,
-    locate,
-    peek_attr,
-    peek_read,
-    peek_written,
-    property_code,
 )
 from ._backends import BACKEND, BACKENDS, Monitoring, Tracer
 from ._clock import (
@@ -111,6 +102,7 @@ from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, ta
 from ._fairness import Rounds
 from ._footprints import footprint, stored_place, sync_places
 from ._patches import Abandoned, Control, StandIns, Waitable, Window
+from ._recording import Accesses
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
 from ._usercode import EXPLORE_DIR, default_user_code, generated
@@ -254,21 +246,14 @@ class _Task:
         self.waiting: Waitable | None = None
         self.deadline: float | None = None
         self.blocked_at = ("", "")  # (where, source) of the user's frame that waits
-        self.blocked_in = ""  # " (in Barrier.wait)": the library call it waits in
-        # A write whose value is known only after the instruction ran:
-        # (access, frame, resolved object or None, display name, location,
-        # where the store is: the frame's line may have moved on by then).
-        self.pending: tuple[Access, types.FrameType, Any, str, str, tuple[str, str]] | None = None
-        # A property call whose result (or argument) the trace wants:
-        # (code of the getter or setter, access, display, location).
-        self.expect: tuple[types.CodeType, Access, str, str] | None = None
+        self.blocked_in = ""  # " (in State.barrier.wait)": the library call it waits in
         # What it did since it last started a round of a loop: (kind, text)
         # of its events, for spin detection (._fairness).
         self.round: list[tuple[str, str]] = []
         # What its steps loaded, called, iterated (see _footprints.footprint).
         self.memo: dict[tuple[int, Any], Any] = {}
         # The step of a store under way, and the one place it stores into:
-        # what it stored goes on its footprint once it ran (see _flush).
+        # what it stored goes on its footprint once it ran (see _settle).
         self.storing: tuple[Footprint, Hashable] | None = None
 
 
@@ -308,8 +293,9 @@ class _Schedule(Control):
         self.haste = False  # abandoned without waiting for each thread
         self.clock = VirtualClock()  # time.monotonic and sleeps of the tasks (_patches)
         self.labels: dict[str, int] = {}
-        self.names = Names()
-        self.repr = ShortRepr(self.names)
+        # What the tasks read and write, for the trace (its names too).
+        self.accesses = Accesses(self._emit, self._users)
+        self.names, self.repr = self.accesses.names, self.accesses.repr
         self.codes: dict[types.CodeType, _CodeInfo | None] = driver._codes
         self.opcodes = driver.granularity == "opcode"
         self.backend: Monitoring | None = None  # None: sys.settrace
@@ -487,10 +473,7 @@ class _Schedule(Control):
     def step(self, t: _Task, frame: types.FrameType, offset: int) -> None:
         """Task thread: before the instruction at ``offset`` of ``frame``
         (or a line start, at line granularity, with offset -1)."""
-        if t.pending is not None:
-            self._flush(t)
-        t.storing = None
-        t.expect = None  # a property call it waited for did not come
+        self._settle(t)
         if offset < 0:
             if self._in_library_call(frame):
                 return
@@ -574,72 +557,33 @@ class _Schedule(Control):
     # -- reads and writes --------------------------------------------------------------------
 
     def _access(self, t: _Task, frame: types.FrameType, access: Access) -> None:
-        if access.what == "with":
-            _patches.check_controlled(evaluate(access.obj, frame))
-            return
-        obj, display, location = locate(access, frame, self.names)
-        if obj is MISSING:
-            return
-        if access.what == "attr":
+        obj = evaluate(access.obj, frame) if access.what in ("with", "attr") else MISSING
+        if obj is not MISSING:  # a primitive the explorer cannot schedule: into the task
             _patches.check_controlled(obj)
-        if access.op == "del":
-            # Recorded as it is tried, not once it ran: a del of what another
-            # task deleted first raises, and that attempt explains the failure.
-            if deleted_before(access, frame, obj) is not MISSING:
-                self._event(
-                    t, "write", f"del {display}", _where(frame),
-                    location=location, value="<deleted>",
-                )  # fmt: skip
-            return
-        if access.kind == "write":
-            t.pending = (access, frame, obj, display, location, _where(frame))
-            if access.what == "attr":
-                code = property_code(peek_attr(obj, access.name), "write")
-                if code is not None and self.info(code) is None:
-                    t.pending = None
-                    t.expect = (code, access, display, location)
-            return
-        value = peek_read(access, frame, obj)
-        if isinstance(value, property):
-            code = property_code(value, "read")
-            if code is not None and self.info(code) is None:
-                t.expect = (code, access, display, location)
-            return
-        if value is MISSING or not is_data(value):
-            return
-        if access.op:  # key in container: a read of container[key], is it there
-            container, key = obj
-            shown = self.repr.repr(value)
-            text = f"{key!r} in {self.names.of(container)} ➜ {shown}"
-            self._event(t, "read", text, _where(frame), location=location, value=shown)
-            return
-        # A container is named after where it was first read from, an item
-        # of another container too (``dict['cache']['k']``, not ``dict#2['k']``).
-        self.names.remember(value, display)
-        self._value_event(t, "read", display, location, value, _where(frame))
+        if access.what != "with":
+            self.accesses.before(t.index, frame, access)
 
-    def _value_event(
-        self, t: _Task, kind: str, display: str, location: str, value: Any, at: tuple[str, str]
+    def _emit(
+        self, task: int, kind: str, text: str, filename: str, line: int, location: str, shown: str
     ) -> None:
-        shown = self.repr.repr(value)
-        text = f"{display} ➜ {shown}" if kind == "read" else f"{display} = {shown}"
-        self._event(t, kind, text, at, location=location, value=shown)
+        at = (f"{os.path.basename(filename)}:{line}", linecache.getline(filename, line).strip())
+        self._event(self.tasks[task], kind, text, at, location=location, value=shown)
 
-    def _flush(self, t: _Task) -> None:
-        """Record the write of the previous instruction, now that it happened."""
-        assert t.pending is not None
-        access, frame, obj, display, location, at = t.pending
-        t.pending = None
-        try:
-            value = peek_written(access, frame, obj)
-            if value is not MISSING:
-                self._value_event(t, "write", display, location, value, at)
-                if t.storing is not None:
-                    step, place = t.storing
-                    if stored_place(access, obj) == place:
-                        step.values = {place: value}
-        except Exception:
-            pass
+    def _settle(self, t: _Task) -> None:
+        """``t`` went on: a store it made is recorded, and what it stored
+        goes on the footprint of its step (see ``_dpor.Footprint.values``)."""
+        store = self.accesses.settle()
+        if store is not None and t.storing is not None:
+            step, place = t.storing
+            access, obj, value = store
+            if stored_place(access, obj) == place:
+                step.values = {place: value}
+        t.storing = None
+
+    def expects(self, code: types.CodeType) -> bool:
+        """Whether the trace waits for a call of ``code`` (a property's accessor)."""
+        expecting = self.accesses.expecting
+        return expecting is not None and expecting[0] is code
 
     def library_call(self, t: _Task, frame: types.FrameType) -> Callable[[Any], None] | None:
         """Task thread, when a library function starts in ``frame``: a
@@ -647,8 +591,8 @@ class _Schedule(Control):
         synchronisation API (``Queue.put``, ``Event.wait``) called by the
         user's code. Records what is known now; returns what records the
         result when it is known (the function returns), if anything."""
-        if t.expect is not None and frame.f_code is t.expect[0]:
-            return self._property_call(t, frame)
+        if self.expects(frame.f_code):
+            return self.accesses.property_call(frame)
         caller = frame.f_back
         if caller is None or self.info(caller.f_code) is None:
             return None  # called by the library itself: its own business
@@ -684,26 +628,6 @@ class _Schedule(Control):
         self._event(t, "call", f"{who}.{name}({argument})", at, location=who)
         return None
 
-    def _property_call(self, t: _Task, frame: types.FrameType) -> Callable[[Any], None] | None:
-        assert t.expect is not None
-        _, access, display, location = t.expect
-        t.expect = None
-        caller = frame.f_back
-        at = _where(caller) if caller is not None else ("", "")
-        if access.kind == "write":
-            names = frame.f_code.co_varnames
-            if len(names) >= 2:
-                self._value_event(t, "write", display, location, frame.f_locals[names[1]], at)
-            return None
-
-        def on_return(value: Any) -> None:
-            if is_data(value):
-                self._value_event(t, "read", display, location, value, at)
-
-        return on_return
-
-    # -- the thread of one task --------------------------------------------------------------
-
     def thread_main(self, t: _Task) -> None:
         self.by_ident[threading.get_ident()] = t
         t.baton.acquire()  # the first grant
@@ -725,8 +649,7 @@ class _Schedule(Control):
             finally:
                 if self.backend is None:
                     sys.settrace(None)
-            if t.pending is not None:
-                self._flush(t)
+            self._settle(t)
             self._event(t, "return", "returns", ("", ""))
         except Abandoned:
             pass
