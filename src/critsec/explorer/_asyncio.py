@@ -84,7 +84,7 @@ from typing import Any
 
 from .._errors import Wait, deadlock_report
 from .._task import Task
-from ..runtimes._asyncio import Awaiting
+from ..runtimes._asyncio import waits
 from ..runtimes._cooperative import start_tasks
 from ._access import describe_object
 from ._clock import VirtualClock
@@ -104,10 +104,6 @@ from ._trace import Event, Recorder
 __all__ = ["AsyncioDriver", "ExploredLoop"]
 
 
-#: The code in which every critsec asyncio primitive waits (see ``awaiting``).
-_PRIMITIVE_WAIT = Awaiting._wait.__code__
-
-
 class _Deadlock(Exception):
     """Raised out of the loop when nothing can ever run again."""
 
@@ -119,10 +115,9 @@ def awaiting(task: asyncio.Task[Any], name_of: Callable[[Any], str]) -> str:
     frames = suspended_frames(task.get_coro())
     library = [f for f in frames if not is_user_code(f.f_code)]
     for frame in library:
-        # critsec's asyncio primitives all wait in Awaiting._wait, on a named
-        # condition: known by its code object, not by a frame's name.
-        if frame.f_code is _PRIMITIVE_WAIT:
-            return f"{frame.f_locals['condition']} on {name_of(frame.f_locals['self'])}"
+        wait = waits(frame)  # a critsec primitive's, on a named condition
+        if wait is not None:
+            return f"{wait[0]} on {name_of(wait[1])}"
     if library:
         # The innermost method call names the primitive best (Lock.acquire()
         # rather than the __aenter__ that called it); else the first call.

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -95,6 +96,19 @@ class Awaiting(Cooperative[Waiter]):
             return done.value  # type: ignore[no-any-return]
         finally:
             steps.close()
+
+
+_WAIT = Awaiting._wait.__code__
+
+
+def waits(frame: types.FrameType) -> tuple[str, Awaiting] | None:
+    """What a task suspended in ``frame`` waits for in one of these
+    primitives: (the condition, the primitive); None if ``frame`` is not
+    a primitive's wait. The explorer's hook: it names a task's wait in a
+    trace without knowing how the primitives wait."""
+    if frame.f_code is not _WAIT:
+        return None
+    return frame.f_locals["condition"], frame.f_locals["self"]
 
 
 class AsyncioLock(Awaiting, LockCore):
