@@ -241,3 +241,16 @@ def test_with_and_its_exit_on_a_controlled_lock() -> None:
     finally:
         other.close()
     assert _footprints.sync_places(object()) is None
+
+
+def test_a_load_that_cannot_say_what_it_loads_forgets_an_older_note() -> None:
+    # Notes are kept by frame id, and a dead frame's id may come back: a
+    # note it left must not stand for what this load gets (a subscript of
+    # it would then be said to touch the wrong list).
+    lazy, key = Lazy(), ("attr", ("fast", "lazy"), "missing")
+    memo: dict[Any, Any] = {(id(sys._getframe()), key): [1]}
+    assert (
+        touched("LOAD_ATTR", Access("read", "attr", "missing", ("fast", "lazy")), memo=memo) is None
+    )
+    assert (id(sys._getframe()), key) not in memo
+    assert lazy is not None

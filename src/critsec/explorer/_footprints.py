@@ -195,6 +195,7 @@ def _call(
         return None if places is None else (frozenset(), places, False)
     if callee is not None and callee[0] == "method":
         return _method_call(frame, callee, memo, users)
+    memo.pop((id(frame), ("call", callee)), None)  # see _accessing
     function = _known(frame, callee, memo)
     if function is MISSING:
         return None
@@ -272,6 +273,7 @@ def _get_iter(frame: types.FrameType, iterable: Any, memo: Memo) -> Touched:
     else:
         source = _known(frame, iterable, memo)
     if source is MISSING:
+        memo.pop((id(frame), ("iter", iterable)), None)  # see _accessing
         return _READS_ANYTHING
     memo[id(frame), ("iter", iterable)] = source
     return (
@@ -337,6 +339,12 @@ def _accessing(
     frame: types.FrameType, access: Access, memo: Memo, users: Callable[[types.CodeType], bool]
 ) -> Touched:
     what, writes = access.what, access.kind == "write"
+    # A note this load will leave: forget one a dead frame with the same id
+    # left, in case this one cannot say what it loads.
+    if what == "with":
+        memo.pop((id(frame), ("exit", access.obj)), None)
+    elif not writes and not access.op:
+        memo.pop((id(frame), (what, access.obj, access.key or access.name)), None)
     if what in ("global", "deref"):
         if not writes:  # what the load about to run gets
             memo[id(frame), (what, access.name)] = evaluate((what, access.name), frame)
@@ -356,7 +364,7 @@ def _accessing(
         key = _known(frame, access.key, memo)
         if not writes and not access.op and type(key) in _KEYS and type(obj) is not set:
             try:  # what the load about to run gets
-                memo[id(frame), ("subscr", access.obj, access.key)] = obj[key]
+                memo[id(frame), (what, access.obj, access.key)] = obj[key]
             except Exception:
                 pass
         return _NOTHING if type(obj) in _IMMUTABLE else _one(_item(obj, key, access.op), writes)
@@ -364,7 +372,7 @@ def _accessing(
     if touched is not None and not writes:
         value = peek_attr(obj, access.name)
         if value is not MISSING and not isinstance(value, property):
-            memo[id(frame), ("attr", access.obj, access.name)] = value
+            memo[id(frame), (what, access.obj, access.name)] = value
     return touched
 
 
