@@ -34,7 +34,9 @@ primitives, the standard library or installed packages -- and records, for
 each step of a task, the source lines it ran and the shared values it read
 and wrote (globals, closure variables, attributes and subscripts,
 Lincheck's ``State.value ➜ 0`` and ``State.value = 1``), so the trace can
-mark the read/write pairs that conflicted. The step ends in a ``yield``
+mark the read/write pairs that conflicted (what an access shows is
+decided by the recorder every driver shares, :mod:`._recording`). The
+step ends in a ``yield``
 event (or a ``block`` event naming what a park waits for) at the innermost
 line of the user's code where the task stopped. Which bytecode instruction
 touches what, and the values, come from :mod:`._access`, shared with the

@@ -31,16 +31,18 @@ must wait tells the driver what it waits for; it is not runnable until
 that is ready. When no task is runnable and some are unfinished, the
 schedule ends in a deadlock, reported with who waits for what and where.
 
-Tracing and the trace. At each instruction, the per-code-object analysis
-of :mod:`._access` (shared with the generator driver) says whether it
-reads or writes shared state -- a global, a closure variable, an
-attribute, a subscript -- and on which object; the value is peeked without
-side effects (instance ``__dict__``, slots; a property's value is taken
-from its getter's return, or its setter's argument, caught here as a
-library call). Writes are recorded at the next event of the same thread,
-once the value is there. Objects are named by type and order of first
-sight (``Counter``, ``Counter#2``), never by address, so the same schedule
-gives the same trace.
+Tracing and the trace. At each switch point, the per-code-object
+analysis of :mod:`._access` says whether the instruction reads or writes
+shared state -- a global, a closure variable, an attribute, a subscript --
+and on which object; what that shows in the trace is decided by the
+recorder every driver shares (:mod:`._recording`): the value peeked
+without side effects, a write once it is there (at the thread's next
+event), a property's value from its getter's return or its setter's
+argument (caught here as a library call), objects named by where they
+were first read from (``State.lock``) or by type and order of first
+sight (``Counter#2``), never by address, so the same schedule gives the
+same trace. The same step's footprint, for partial-order reduction, is
+:mod:`._footprints`'.
 
 Cleaning up. A schedule ends with every task thread gone: a task the
 schedule gives up on (a deadlock, another task's failure, a step limit) is
