@@ -227,16 +227,19 @@ class DPORStrategy(BoundedSearch):
     ``preemption_bound`` preemptions if given. Needs the steps' footprints
     (``Scheduler.trail``); see the module note.
 
-    Which reversal next: the one nearest the start (then the oldest). A
-    race is reversed at the state before its first step, and a bug that
-    needs one early preemption -- a checker slipping in between a setter's
-    two writes, with ten setters after it (``reorder_10``) -- is such a
-    reversal near the root, which a depth-first order reaches only once
-    it has tried every reordering below it: thousands of schedules. Any
-    order is as complete, as long as a node still to try keeps the path
-    that leads to it: the tree of such nodes is kept (by ``parent``: a
-    node that nothing is left to try under is dropped with its last
-    reference), and reversals found later land on its shared nodes."""
+    Which reversal next: mostly the deepest, as depth first does; every
+    ``SHALLOW_EVERY``-th schedule, the one nearest the start. A race is
+    reversed at the state before its first step, and a bug that needs one
+    early preemption -- a checker slipping in between a setter's two
+    writes, with ten setters after it (``reorder_10``) -- is such a
+    reversal near the root, which depth first reaches only once it has
+    tried every reordering below it: thousands of schedules. A bug in a
+    late loop iteration is a reversal deep down, which nearest-the-start
+    first reaches last (``late_iteration``: not in 5,000). Any order is
+    as complete, as long as a node still to try keeps the path that leads
+    to it: the tree of such nodes is kept (by ``parent``: a node that
+    nothing is left to try under is dropped with its last reference), and
+    reversals found later land on its shared nodes."""
 
     observes_steps = True
     #: One schedule in this many starts at the node nearest the start.
