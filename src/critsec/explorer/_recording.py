@@ -72,48 +72,49 @@ class Accesses:
         self._emit = emit
         self._users = users
         # A store seen before it ran: (task, access, frame, its line, object,
-        # display name, location).
-        self._pending: tuple[int, Access, types.FrameType, int, Any, str, str] | None = None
+        # display name, location). Drivers read it: anything to settle?
+        self.pending: tuple[int, Access, types.FrameType, int, Any, str, str] | None = None
         # A property accessor (not the user's code) whose call the trace waits
         # for: (its code, task, "read" | "write", file, line, display, location).
         self.expecting: tuple[types.CodeType, int, str, str, int, str, str] | None = None
 
-    def before(self, task: int, frame: types.FrameType, access: Access) -> None:
+    def before(self, task: int, frame: types.FrameType, access: Access) -> Any:
         """Task ``task`` is about to run the instruction of ``access`` in
-        ``frame``. Never raises: the trace is a courtesy, the instruction
-        itself will raise if it must."""
+        ``frame``. Returns the object it works on (as
+        :func:`~._access.locate` gives it; ``MISSING`` if unknown). Never
+        raises: the trace is a courtesy, the instruction itself will raise
+        if it must."""
         try:
             obj, display, location = locate(access, frame, self.names)
             if obj is MISSING:
-                return
+                return obj
             line = frame.f_lineno
             if access.op == "del":
                 if deleted_before(access, frame, obj) is not MISSING:
                     shown = self.repr.repr(DELETED)
                     where = frame.f_code.co_filename
                     self._emit(task, "write", f"del {display}", where, line, location, shown)
-                return
+                return obj
             if access.kind == "write":
-                self._pending = (task, access, frame, line, obj, display, location)
+                self.pending = (task, access, frame, line, obj, display, location)
                 if access.what == "attr":
-                    self._expect(
-                        peek_attr(obj, access.name), "write", task, frame, display, location
-                    )
-                return
+                    value = peek_attr(obj, access.name)
+                    self._expect(value, "write", task, frame, display, location)
+                return obj
             value = peek_read(access, frame, obj)
         except Exception:
-            return
+            return MISSING
         if isinstance(value, property):
             self._expect(value, "read", task, frame, display, location)
         elif value is MISSING:
-            return
+            pass
         elif is_data(value):
             if access.op:  # key in container: is the item there
                 container, key = obj
                 shown = self.repr.repr(value)
                 text = f"{key!r} in {self.names.of(container)} ➜ {shown}"
                 self._emit(task, "read", text, frame.f_code.co_filename, line, location, shown)
-                return
+                return obj
             # A container read from an item of another is named after it too
             # (``dict['cache']['k']``, not ``dict#2['k']``).
             self.names.remember(value, display)
@@ -122,6 +123,7 @@ class Accesses:
             # An object reached through a named place (a lock in `state.lock`)
             # is called by that name in the trace, unless it already has one.
             self.names.adopt(value, display)
+        return obj
 
     def settle(self, frame: types.FrameType | None = None, failed: bool = False) -> Store | None:
         """The task went on after the instruction ``before`` saw (to an
@@ -129,10 +131,10 @@ class Accesses:
         done yet); ``failed``: it raised. Records a store's value and
         returns the store, if one ran; stops waiting for a property call."""
         self.expecting = None
-        pending = self._pending
+        pending = self.pending
         if pending is None or (frame is not None and pending[2] is not frame):
             return None
-        self._pending = None
+        self.pending = None
         task, access, at, line, obj, display, location = pending
         if failed:  # the store raised: nothing was written
             return None
@@ -182,7 +184,7 @@ class Accesses:
         wait for that call, unless it is the user's code (traced anyway)."""
         code = property_code(value, kind)
         if code is not None and not self._users(code):
-            self._pending = None
+            self.pending = None
             filename, line = frame.f_code.co_filename, frame.f_lineno
             self.expecting = (code, task, kind, filename, line, display, location)
 

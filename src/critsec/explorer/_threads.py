@@ -475,7 +475,9 @@ class _Schedule(Control):
     def step(self, t: _Task, frame: types.FrameType, offset: int) -> None:
         """Task thread: before the instruction at ``offset`` of ``frame``
         (or a line start, at line granularity, with offset -1)."""
-        self._settle(t)
+        if self.accesses.pending is not None or self.accesses.expecting is not None:
+            self._settle(t)
+        t.storing = None
         if offset < 0:
             if self._in_library_call(frame):
                 return
@@ -559,11 +561,13 @@ class _Schedule(Control):
     # -- reads and writes --------------------------------------------------------------------
 
     def _access(self, t: _Task, frame: types.FrameType, access: Access) -> None:
-        obj = evaluate(access.obj, frame) if access.what in ("with", "attr") else MISSING
-        if obj is not MISSING:  # a primitive the explorer cannot schedule: into the task
+        # A primitive the explorer cannot schedule raises into the task.
+        if access.what == "with":
+            _patches.check_controlled(evaluate(access.obj, frame))
+            return
+        obj = self.accesses.before(t.index, frame, access)
+        if access.what == "attr" and obj is not MISSING:
             _patches.check_controlled(obj)
-        if access.what != "with":
-            self.accesses.before(t.index, frame, access)
 
     def _emit(
         self, task: int, kind: str, text: str, filename: str, line: int, location: str, shown: str
