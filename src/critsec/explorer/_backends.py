@@ -23,7 +23,7 @@ from ._usercode import is_sync_api
 if TYPE_CHECKING:
     from ._threads import _Schedule, _Task
 
-__all__ = ["BACKEND", "BACKENDS", "Monitoring", "Tracer"]
+__all__ = ["BACKEND", "BACKENDS", "Monitoring", "Tracer", "return_tracer"]
 
 
 class Tracer:
@@ -38,11 +38,11 @@ class Tracer:
         schedule, t = self.schedule, self.task
         code = frame.f_code
         if schedule.info(code) is None:  # not the user's code: no switch points inside
-            if schedule.expects(code) or is_sync_api(code):
+            if schedule.accesses.expects(code) or is_sync_api(code):
                 on_return = schedule.library_call(t, frame)
                 if on_return is not None:
                     frame.f_trace_lines = False
-                    return _return_tracer(on_return)
+                    return return_tracer(on_return)
             return None
         if self.opcodes:
             # f_trace first: on 3.12+ setting f_trace_opcodes only instruments
@@ -60,7 +60,10 @@ class Tracer:
         return self.on_event
 
 
-def _return_tracer(on_return: Callable[[Any], None]) -> Callable[..., Any]:
+def return_tracer(on_return: Callable[[Any], None]) -> Callable[..., Any]:
+    """A local ``sys.settrace`` function that calls ``on_return`` with what
+    its frame returns -- not if it raises."""
+
     def trace(frame: types.FrameType, event: str, arg: Any) -> Any:
         if event == "exception":
             return None  # it raised (or may: then it returns nothing worth showing)
@@ -154,7 +157,7 @@ class Monitoring:
                 self.enabled.add(code)
                 _monitoring.set_local_events(self.tool, code, self.step_event)
             return None
-        if not schedule.expects(code) and not is_sync_api(code):
+        if not schedule.accesses.expects(code) and not is_sync_api(code):
             # Never interesting: stop the event for this code (until the
             # events are switched off at the end of the schedule).
             return _monitoring.DISABLE

@@ -315,21 +315,20 @@ class DPORStrategy(BoundedSearch):
         self._deep = self._schedules % self.SHALLOW_EVERY != 0
         if self._deep:
             for node in reversed(self._dfs_path):
-                if self._untried(node):
-                    return self._take(node)
+                if untried := self._untried(node):
+                    return self._take(node, untried[0])
         heap = self._open[self._deep]
         while heap:
             node = heap[0][2]
-            if self._untried(node):
-                return self._take(node)
+            if untried := self._untried(node):
+                return self._take(node, untried[0])
             heapq.heappop(heap)
         self.path = self._dfs_path = []
         self.done = True
         return False
 
-    def _take(self, node: _Node) -> bool:
-        """The next schedule tries the first task left at ``node``."""
-        task = self._untried(node)[0]
+    def _take(self, node: _Node, task: int) -> bool:
+        """The next schedule tries ``task`` at ``node``."""
         node.tried.append(task)
         chain = [node]
         while chain[-1].parent is not None:

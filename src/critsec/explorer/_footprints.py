@@ -339,15 +339,14 @@ def _accessing(
     frame: types.FrameType, access: Access, memo: Memo, users: Callable[[types.CodeType], bool]
 ) -> Touched:
     what, writes = access.what, access.kind == "write"
-    # A note this load will leave: forget one a dead frame with the same id
-    # left, in case this one cannot say what it loads.
-    if what == "with":
-        memo.pop((id(frame), ("exit", access.obj)), None)
-    elif not writes and not access.op:
-        memo.pop((id(frame), (what, access.obj, access.key or access.name)), None)
+    # The note this load leaves of what it loads: forget one a dead frame
+    # with the same id left, in case this load cannot say.
+    note = _note(frame, access)
+    if note is not None:
+        memo.pop(note, None)
     if what in ("global", "deref"):
-        if not writes:  # what the load about to run gets
-            memo[id(frame), (what, access.name)] = evaluate((what, access.name), frame)
+        if note is not None:  # what the load about to run gets
+            memo[note] = evaluate((what, access.name), frame)
         return _one((what, access.name), writes)
     # What the instruction works on was loaded by an earlier step, maybe
     # before another task changed where it came from: what that step saw.
@@ -355,25 +354,39 @@ def _accessing(
     if obj is MISSING:
         return None
     if what == "with":
-        memo[id(frame), ("exit", access.obj)] = obj
+        if note is not None:  # (always, for a with)
+            memo[note] = obj
         places = sync_places(obj)
         return None if places is None else (frozenset(), places, False)
     if what == "subscr":  # (``key in obj`` too)
         if type(obj) not in _IMMUTABLE and type(obj) not in _CONTAINERS:
             return None
         key = _known(frame, access.key, memo)
-        if not writes and not access.op and type(key) in _KEYS and type(obj) is not set:
+        if note is not None and type(key) in _KEYS and type(obj) is not set:
             try:  # what the load about to run gets
-                memo[id(frame), (what, access.obj, access.key)] = obj[key]
+                memo[note] = obj[key]
             except Exception:
                 pass
         return _NOTHING if type(obj) in _IMMUTABLE else _one(_item(obj, key, access.op), writes)
     touched = _attribute(obj, access.name, writes, users)
-    if touched is not None and not writes:
+    if touched is not None and note is not None:
         value = peek_attr(obj, access.name)
         if value is not MISSING and not isinstance(value, property):
-            memo[id(frame), (what, access.obj, access.name)] = value
+            memo[note] = value
     return touched
+
+
+def _note(frame: types.FrameType, access: Access) -> tuple[int, Any] | None:
+    """Where a load notes in ``memo`` what it loads, as :func:`_known`
+    looks it up (a ``with``: its object, for the exit); None for a store."""
+    what = access.what
+    if what == "with":
+        return id(frame), ("exit", access.obj)
+    if access.kind == "write" or access.op:
+        return None
+    if what in ("global", "deref"):
+        return id(frame), (what, access.name)
+    return id(frame), (what, access.obj, access.key if what == "subscr" else access.name)
 
 
 #: Keys that name one item of a dict (or list): compared as Python's dict

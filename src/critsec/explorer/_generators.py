@@ -75,6 +75,7 @@ from ._access import (
     describe_object,
     short,
 )
+from ._backends import return_tracer
 from ._clock import VirtualClock
 from ._driver import Driver, RunOutcome, describe_exception, task_names
 from ._fairness import Rounds
@@ -206,15 +207,12 @@ class StepTracer:
         if on_return is None:
             return None
 
-        def returned(frame: types.FrameType, event: str, arg: Any) -> Any:
-            if event == "exception":  # the getter raised: nothing was read
-                return None
-            if event == "return" and self.task is not None:
-                on_return(arg)
-            return returned
+        def returned(value: Any) -> None:
+            if self.task is not None:  # (not an asyncio callback outside a step)
+                on_return(value)
 
         frame.f_trace_lines = False
-        return returned
+        return return_tracer(returned)
 
     def _local(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         if self.task is None:  # user code outside a step (an asyncio callback)

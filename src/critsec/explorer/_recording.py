@@ -148,16 +148,20 @@ class Accesses:
             self._value(task, "write", at.f_code.co_filename, line, display, location, value)
         return access, obj, value
 
+    def expects(self, code: types.CodeType) -> bool:
+        """Whether the trace waits for a call of ``code`` (a property's accessor)."""
+        return self.expecting is not None and self.expecting[0] is code
+
     def property_call(self, frame: types.FrameType) -> Callable[[Any], None] | None:
         """A library function starts in ``frame``. If it is the property
         accessor :meth:`before` waited for: a setter's argument is recorded
         now; for a getter, returns what records its result (to be called
         with the value it returns, not if it raises)."""
-        expecting = self.expecting
-        if expecting is None or frame.f_code is not expecting[0]:
+        if not self.expects(frame.f_code):
             return None
+        assert self.expecting is not None
+        _, task, kind, filename, line, display, location = self.expecting
         self.expecting = None
-        _, task, kind, filename, line, display, location = expecting
         if kind == "write":
             names = frame.f_code.co_varnames
             if frame.f_code.co_argcount >= 2:

@@ -586,18 +586,13 @@ class _Schedule(Control):
                 step.values = {place: value}
         t.storing = None
 
-    def expects(self, code: types.CodeType) -> bool:
-        """Whether the trace waits for a call of ``code`` (a property's accessor)."""
-        expecting = self.accesses.expecting
-        return expecting is not None and expecting[0] is code
-
     def library_call(self, t: _Task, frame: types.FrameType) -> Callable[[Any], None] | None:
         """Task thread, when a library function starts in ``frame``: a
         property accessor whose value the trace waits for, or a
         synchronisation API (``Queue.put``, ``Event.wait``) called by the
         user's code. Records what is known now; returns what records the
         result when it is known (the function returns), if anything."""
-        if self.expects(frame.f_code):
+        if self.accesses.expects(frame.f_code):
             return self.accesses.property_call(frame)
         caller = frame.f_back
         if caller is None or self.info(caller.f_code) is None:
