@@ -743,6 +743,30 @@ def test_both_backends_place_the_same_switch_points() -> None:
     assert outcomes("monitoring") == outcomes("settrace")
 
 
+def test_the_runnable_set_is_offered_in_task_order_with_woken_waiters_in_place() -> None:
+    # Task 0 blocks on the lock task 2 holds while task 1 runs free: once
+    # task 2 lets go, the runnable set must be (0, 1, ...) again, not the
+    # free tasks followed by the woken one -- strategies and replays rely on
+    # one order (the driver keeps the set as tasks wait and finish).
+    # (The offers are read from dfs's path: a strategy defined here would
+    # be the user's code, with switch points of its own.)
+    driver, strategy, rng = ThreadDriver(), DFSStrategy(), random.Random(0)
+    offers: list[tuple[int, ...]] = []
+    for _ in range(300):
+        strategy.begin(rng)
+        scheduler = Scheduler(strategy)
+        outcome = driver.run(
+            locked_setup, [locked_increment] * 3, lambda s: s.n == 3, scheduler, Recorder()
+        )
+        assert outcome.kind is None
+        offers += [node.runnable for node in strategy.path]
+        if not strategy.end(scheduler.steps):
+            break
+    assert all(list(offer) == sorted(offer) for offer in offers)
+    # The case that matters was offered: task 0 runnable again beside task 1.
+    assert any(offer[:2] == (0, 1) for offer in offers)
+
+
 import_time_lock = threading.Lock()
 
 

@@ -176,11 +176,15 @@ class PCTStrategy(_Prioritised):
     def choose(self, runnable: Sequence[int], current: int | None) -> int:
         self.step += 1
         rank = self.change_points.get(self.step)
+        priority = self.priority
         if rank is not None and current is not None:
             self._priority(current)
             # The i-th change point drops the running task to priority d-1-i.
-            self.priority[current] = self.depth - 1 - rank
-        return max(runnable, key=self._priority)
+            priority[current] = self.depth - 1 - rank
+        for task in runnable:
+            if task not in priority:
+                self._priority(task)
+        return max(runnable, key=priority.__getitem__)
 
     def end(self, steps: int, trail: Sequence[Footprint] = ()) -> bool:
         self.expected_steps = max(self.expected_steps, self.step)

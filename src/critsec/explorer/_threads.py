@@ -75,6 +75,7 @@ Limits (candid, loom-style):
 from __future__ import annotations
 
 import _thread
+import bisect
 import dis
 import linecache
 import os
@@ -284,6 +285,12 @@ class _Schedule(Control):
             for i, (name, fn) in enumerate(zip(task_names(tasks), tasks, strict=True))
         ]
         self.by_ident: dict[int, _Task] = {}
+        # The runnable set, kept as tasks start and stop waiting and finish
+        # rather than rebuilt from every task at each step (a 101-thread
+        # step spent a third of its time there): the unfinished tasks that
+        # wait for nothing, in order, and those that wait.
+        self.free = list(range(len(self.tasks)))
+        self.waiters: dict[int, _Task] = {}
         self.driver_ident = threading.get_ident()
         self.driver_baton = _allocate_baton()
         self.driver_baton.acquire()
@@ -352,6 +359,8 @@ class _Schedule(Control):
         if t.abandoned:
             raise Abandoned
         t.waiting, t.deadline = waitable, deadline
+        self.free.remove(t.index)
+        self.waiters[t.index] = t
         frame, api = self._user_frame()
         t.blocked_at = _where(frame) if frame is not None else ("", "")
         t.blocked_in = ""
@@ -366,6 +375,8 @@ class _Schedule(Control):
             self._switch(t)
         finally:
             t.waiting = None
+            del self.waiters[t.index]
+            bisect.insort(self.free, t.index)
         if self.reducing and isinstance(waitable, _patches.Lock | _patches.RLock):
             condition = waitable._waiter_of
             if condition is not None:
@@ -427,11 +438,14 @@ class _Schedule(Control):
     # -- switching ------------------------------------------------------------------------
 
     def _runnable(self) -> list[int]:
-        return [
-            t.index
-            for t in self.tasks
-            if not t.finished and (t.waiting is None or t.deadline is not None or t.waiting.ready())
+        if not self.waiters:
+            return self.free[:]
+        ready = [
+            i
+            for i, t in self.waiters.items()
+            if t.deadline is not None or t.waiting.ready()  # type: ignore[union-attr]
         ]
+        return sorted(self.free + ready) if ready else self.free[:]
 
     def _decide(self, only: int | None = None) -> int | None:
         """Who runs next: a task index, or None to hand control to the driver
@@ -664,6 +678,7 @@ class _Schedule(Control):
                 self.outcome = RunOutcome("exception", line, detail, t.index)
         finally:
             t.finished = True
+            self.free.remove(t.index)
             self.rounds.progressed(t.index)
             if t.abandoned:
                 if not self.haste:
