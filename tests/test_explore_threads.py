@@ -713,6 +713,33 @@ def test_explore_inside_a_task_is_refused() -> None:
     assert result.kind == "exception" and "already running" in result.message
 
 
+def note_cpus(s: dict[str, set[int]]) -> None:
+    s[threading.current_thread().name] = os.sched_getaffinity(0)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs CPU affinity and two CPUs",
+)
+def test_a_schedule_runs_its_threads_on_one_cpu_and_gives_the_caller_its_cpus_back() -> None:
+    # One task runs at a time: on one CPU a hand-off skips the cross-CPU
+    # wake-up (see _threads._on_one_cpu).
+    before = os.sched_getaffinity(0)
+    seen: list[dict[str, set[int]]] = []
+
+    def keep(s: dict[str, set[int]]) -> bool:
+        seen.append(dict(s))
+        return True
+
+    result = explore(dict, [note_cpus] * 3, keep, strategy="random", max_schedules=3)
+    assert not result.failed and len(seen) == 3
+    for cpus in seen:
+        assert len(cpus) == 3  # every task thread said
+        (only,) = {frozenset(c) for c in cpus.values()}  # the same set for all...
+        assert len(only) == 1 and only <= before  # ...of one CPU the caller may use
+    assert os.sched_getaffinity(0) == before
+
+
 def test_a_task_starting_a_thread_is_refused() -> None:
     def starter(s: State) -> None:
         threading.Thread(target=print).start()

@@ -82,8 +82,8 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Hashable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,6 +229,40 @@ def _start_all(threads: list[threading.Thread]) -> None:
         waiting.append(real)
     for event in waiting:
         event.wait()
+
+
+@contextmanager
+def _on_one_cpu() -> Iterator[None]:
+    """Run the calling thread, and the threads it starts meanwhile, on the
+    CPU it runs on now (Linux; elsewhere, or with one CPU, nothing changes).
+
+    One task thread runs at a time, so a second CPU adds no parallelism,
+    only cost: each hand-off of the baton to a thread asleep on the other
+    CPU pays a cross-CPU wake-up. On one CPU a hand-off costs 7-12 us
+    instead of 20-37 us (2 and 101 threads, a bare ``_thread`` lock relay);
+    ``explore_speed.py``'s rows ran 1.3-1.9x the steps per second (see
+    ``benchmarks/README.md``). The CPU is the current one, read afresh for
+    every schedule, so the operating system's placement still decides. (A
+    process a task starts inherits the one CPU; the caller gets its own set
+    back when the schedule ends.)"""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except (AttributeError, OSError):  # not Linux
+        yield
+        return
+    if len(allowed) < 2:
+        yield
+        return
+    try:
+        with open("/proc/thread-self/stat") as stat:
+            cpu = int(stat.read().rsplit(")", 1)[1].split()[36])  # field 39, "processor"
+    except (OSError, ValueError, IndexError):
+        cpu = min(allowed)
+    os.sched_setaffinity(0, {cpu} if cpu in allowed else {min(allowed)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 # -- one task ---------------------------------------------------------------------------
@@ -846,13 +880,18 @@ class ThreadDriver(Driver):
         ``setup`` and of the scheduler (``ExplorationLimit``,
         ``ReplayMismatch``) propagate once every task thread has ended."""
         Window.ensure_free()  # before starting threads that would be left behind
-        schedule = _Schedule(self, tasks, scheduler, recorder)
+        with _on_one_cpu():
+            return self._run(_Schedule(self, tasks, scheduler, recorder), setup, invariant)
+
+    def _run(
+        self, schedule: _Schedule, setup: Callable[[], Any], invariant: Callable[[Any], bool]
+    ) -> RunOutcome:
         schedule.start()  # before the window: Thread.start uses real primitives
         outcome: RunOutcome | None = None
         try:
             with (
                 Window(schedule),
-                StandIns([setup, invariant, *tasks]),
+                StandIns([setup, invariant, *(t.fn for t in schedule.tasks)]),
                 self._placing_switch_points(schedule),
             ):
                 # Only an interruption (a signal) while tasks run leaves a task
