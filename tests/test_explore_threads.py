@@ -677,6 +677,7 @@ def test_a_barrier_missing_a_party_deadlocks_and_says_where() -> None:
 def test_queue_calls_are_rows_of_the_trace() -> None:
     def produce(s: State) -> None:
         s.q.put("x")
+        s.q.put("y")  # every call is a row, not only a function's first
 
     def consume(s: State) -> None:
         s.got = s.q.get()
@@ -689,6 +690,7 @@ def test_queue_calls_are_rows_of_the_trace() -> None:
     )
     texts = [e.text for e in result.events]
     assert "State.q.put('x')" in texts and "State.q.get() ➜ 'x'" in texts
+    assert "State.q.put('y')" in texts
 
 
 def test_an_exception_while_another_task_waits_unwinds_everything() -> None:

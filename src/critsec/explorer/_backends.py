@@ -37,12 +37,19 @@ class Tracer:
     def on_call(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         schedule, t = self.schedule, self.task
         code = frame.f_code
+        if code in schedule.quiet and schedule.accesses.expecting is None:
+            # Most calls: settrace calls this for every Python frame a task
+            # thread starts, the explorer's own bookkeeping's too (a lock's
+            # acquire runs about fifteen), so the common answer comes first.
+            return None
         if schedule.info(code) is None:  # not the user's code: no switch points inside
             if schedule.accesses.expects(code) or is_sync_api(code):
                 on_return = schedule.library_call(t, frame)
                 if on_return is not None:
                     frame.f_trace_lines = False
                     return return_tracer(on_return)
+            else:
+                schedule.quiet.add(code)
             return None
         if self.opcodes:
             # f_trace first: on 3.12+ setting f_trace_opcodes only instruments

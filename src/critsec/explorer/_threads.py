@@ -340,6 +340,7 @@ class _Schedule(Control):
         self.accesses = Accesses(self._emit, self._users)
         self.names, self.repr = self.accesses.names, self.accesses.repr
         self.codes: dict[types.CodeType, _CodeInfo | None] = driver._codes
+        self.quiet = driver._quiet
         self.opcodes = driver.granularity == "opcode"
         self.backend: Monitoring | None = None  # None: sys.settrace
         self.rounds = Rounds(scheduler, lambda task: self.tasks[task].name)
@@ -867,6 +868,8 @@ class ThreadDriver(Driver):
         self.backend = backend
         # code object -> analysis (None: not the user's), kept across schedules.
         self._codes: dict[types.CodeType, _CodeInfo | None] = {}
+        # Code neither the user's nor a synchronisation call (Tracer.on_call).
+        self._quiet: set[types.CodeType] = set()
 
     def run(
         self,
