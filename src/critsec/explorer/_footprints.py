@@ -3,7 +3,7 @@
 A step of the threads driver runs one instruction that another task could
 observe -- the switch point it starts at -- and then only instructions
 that touch the frame's own stack and locals, up to the next switch point
-(see ``_threads._LOCAL_ONLY``). So what a step may touch is what that one
+(see ``_points.LOCAL_ONLY``). So what a step may touch is what that one
 instruction may touch. :func:`footprint` says it from the instruction and
 its operands, peeked in the live frame without running code, and says
 ``None`` -- *opaque*, it may touch anything -- whenever it cannot be sure.

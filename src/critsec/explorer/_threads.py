@@ -16,13 +16,8 @@ Switch points are the instructions of the *user's* code (whose code is
 which: :mod:`._usercode`), placed by a backend (:mod:`._backends`:
 ``sys.monitoring`` instruction events on 3.12+, ``sys.settrace`` opcode
 events on 3.11) -- or only its line starts with ``granularity="line"``.
-Not every instruction: one that only touches the frame's own stack and
-locals (``LOAD_FAST``, ``LOAD_CONST``, jumps, ...) cannot be observed by
-another task, so switching before it is the same as switching before the
-next one that can; only the others are switch points
-(:data:`_LOCAL_ONLY`). That cheapest of partial-order reductions divides
-the decisions of a schedule by about three, and the schedules ``dfs`` must
-try by far more. Library code runs without switch points: a
+Not every instruction: only those another task could observe
+(:mod:`._points`). Library code runs without switch points: a
 ``queue.Queue.put`` is one step for the explorer.
 
 Blocking never really blocks: the standard primitives are replaced, during
@@ -76,7 +71,6 @@ from __future__ import annotations
 
 import _thread
 import bisect
-import dis
 import linecache
 import os
 import sys
@@ -84,7 +78,6 @@ import threading
 import types
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import Wait, deadlock_report
@@ -92,7 +85,6 @@ from . import _patches
 from ._access import (
     MISSING,
     Access,
-    analyse,
     evaluate,
 )
 from ._backends import BACKEND, BACKENDS, Monitoring, Tracer
@@ -105,6 +97,7 @@ from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, ta
 from ._fairness import Rounds
 from ._footprints import footprint, stored_place, sync_places
 from ._patches import Abandoned, Control, StandIns, Waitable, Window
+from ._points import CodeInfo
 from ._recording import Accesses
 from ._scheduler import Scheduler
 from ._trace import Event, Recorder
@@ -118,62 +111,6 @@ _allocate_baton = _thread.allocate_lock  # never the patched one
 #: ``_Schedule.go``): no step of a schedule takes that long unless a task
 #: blocks for real.
 STALL_SECONDS = 30.0
-
-# -- switch points: the instructions another task could observe ------------------
-
-#: Instructions whose only effects are on the frame's own stack and locals.
-#: Another task cannot observe them, so switching just before one is the
-#: same as switching before the next instruction that can be observed: they
-#: get no switch point (the cheapest partial-order reduction there is, and a
-#: big one: most instructions are these). Anything not listed -- loads and
-#: stores of shared places, calls, operators that may run ``__dunder__``
-#: code or read a container -- is a switch point.
-_LOCAL_ONLY = frozenset(
-    {
-        "CACHE", "EXTENDED_ARG", "NOP", "RESUME", "NOT_TAKEN",
-        "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST",
-        "STORE_FAST", "STORE_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST", "DELETE_FAST",
-        "LOAD_CONST", "LOAD_SMALL_INT", "RETURN_CONST", "RETURN_VALUE",
-        "POP_TOP", "COPY", "SWAP", "PUSH_NULL", "KW_NAMES", "PRECALL",
-        "MAKE_CELL", "COPY_FREE_VARS", "IS_OP", "BUILD_TUPLE",
-        "POP_JUMP_IF_NONE", "POP_JUMP_IF_NOT_NONE",
-        "POP_JUMP_FORWARD_IF_NONE", "POP_JUMP_FORWARD_IF_NOT_NONE",
-        "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE",
-        "JUMP", "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
-        "JUMP_NO_INTERRUPT", "LOAD_ASSERTION_ERROR",
-    }
-)  # fmt: skip
-
-
-@dataclass(slots=True)
-class _CodeInfo:
-    #: offset -> shared access, and each switch point's offset -> its
-    #: instruction (opname, argrepr); both computed on the first instruction
-    #: run (None until then).
-    accesses: dict[int, Access] | None = None
-    points: dict[int, tuple[str, str]] = field(default_factory=dict)
-    #: Loop heads (targets of backward jumps): where a task starts a round
-    #: of a loop. Each is a step even when not a switch point, so that a
-    #: loop of purely local instructions ends in the step limit's error
-    #: instead of running forever; and where spinning is seen (``_round``).
-    #: Each maps to the line of the jump back to it: the loop's own line
-    #: (``while ...:``), where a spin is reported.
-    heads: dict[int, int] = field(default_factory=dict)
-    #: What some instructions work on (``analyse``'s operands): for footprints.
-    operands: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-
-
-def _switch_points(code: types.CodeType) -> tuple[dict[int, tuple[str, str]], dict[int, int]]:
-    instructions = list(dis.get_instructions(code))
-    points = {i.offset: (i.opname, i.argrepr) for i in instructions if i.opname not in _LOCAL_ONLY}
-    # 3.11 has POP_JUMP_BACKWARD_IF_*, 3.12+ JUMP_BACKWARD after a forward test.
-    heads = {
-        i.argval: i.positions.lineno if i.positions and i.positions.lineno else 0
-        for i in instructions
-        if "JUMP_BACKWARD" in i.opname
-    }
-    return points, heads
-
 
 # -- where a task is ---------------------------------------------------------------------
 
@@ -339,7 +276,7 @@ class _Schedule(Control):
         # What the tasks read and write, for the trace (its names too).
         self.accesses = Accesses(self._emit, self._users)
         self.names, self.repr = self.accesses.names, self.accesses.repr
-        self.codes: dict[types.CodeType, _CodeInfo | None] = driver._codes
+        self.codes: dict[types.CodeType, CodeInfo | None] = driver._codes
         self.quiet = driver._quiet
         self.opcodes = driver.granularity == "opcode"
         self.backend: Monitoring | None = None  # None: sys.settrace
@@ -434,14 +371,14 @@ class _Schedule(Control):
 
     # -- frames -------------------------------------------------------------------------
 
-    def info(self, code: types.CodeType) -> _CodeInfo | None:
+    def info(self, code: types.CodeType) -> CodeInfo | None:
         """The analysis of ``code``, or None when it is not the user's."""
         try:
             return self.codes[code]
         except KeyError:
             pass
         user = self.driver.user_code(code.co_filename) and not generated(code)
-        info = _CodeInfo() if user else None
+        info = CodeInfo() if user else None
         self.codes[code] = info
         return info
 
@@ -536,9 +473,7 @@ class _Schedule(Control):
         info = self.codes.get(frame.f_code)
         if info is None:
             return
-        if info.accesses is None:
-            info.accesses = analyse(frame.f_code, info.operands)
-            info.points, info.heads = _switch_points(frame.f_code)
+        accesses = info.accesses if info.accesses is not None else info.fill(frame.f_code)
         if (offset in info.points or offset in info.heads) and self._in_library_call(frame):
             # The user's code called back by a library: part of the library
             # call's step, which may then do anything.
@@ -551,7 +486,7 @@ class _Schedule(Control):
             self._switch(t)
         if offset not in info.points:
             return
-        access = info.accesses.get(offset)
+        access = accesses.get(offset)
         if self.reducing:
             opname, argrepr = info.points[offset]
             operands = info.operands.get(offset)
@@ -601,7 +536,7 @@ class _Schedule(Control):
             t.index, (frame.f_code, offset), frame.f_locals.values(), events, at
         )
         if t.index not in self.rounds.spinning:
-            self._switch(t, forced=not point)  # a step either way: see _CodeInfo.heads
+            self._switch(t, forced=not point)  # a step either way: see CodeInfo.heads
             return
         if outcome is not None and self.outcome is None:
             self.outcome = outcome
@@ -867,7 +802,7 @@ class ThreadDriver(Driver):
         self.user_code = user_code
         self.backend = backend
         # code object -> analysis (None: not the user's), kept across schedules.
-        self._codes: dict[types.CodeType, _CodeInfo | None] = {}
+        self._codes: dict[types.CodeType, CodeInfo | None] = {}
         # Code neither the user's nor a synchronisation call (Tracer.on_call).
         self._quiet: set[types.CodeType] = set()
 
