@@ -10,11 +10,16 @@ Printed per thread count: steps per schedule, steps per second over the
 whole schedule, milliseconds per schedule, and the part of it spent
 starting the task threads (``_Schedule.start``) and running the steps
 (``_Schedule.go``). One run; the machine's other load moves every number
-alike. A script, never a test: nothing here asserts a time.
+alike, so each row also gives a baseline measured in the same run: a bare
+relay of ``_thread`` locks among as many threads, the next drawn at
+random, on one CPU as a schedule's threads run (the floor under a step
+that switches), and what one explorer step costs in such hand-offs. A
+script, never a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import functools
 import platform
@@ -56,6 +61,44 @@ def timed(spent: dict[str, float], name: str, method: Callable[..., Any]) -> Cal
     return run
 
 
+def bare_hop(n: int, hops: int = 4000) -> float:
+    """Microseconds per hand-off of a bare ``_thread`` lock relay among
+    ``n`` threads, each passing to another drawn at random, on one CPU."""
+    batons = [_thread.allocate_lock() for _ in range(n)]
+    for baton in batons:
+        baton.acquire()
+    done = _thread.allocate_lock()
+    done.acquire()
+    rng, left, stop = random.Random(1), [hops], [False]
+
+    def relay(i: int) -> None:
+        while True:
+            batons[i].acquire()
+            if stop[0]:
+                return
+            left[0] -= 1
+            if left[0] == 0:
+                done.release()
+                return
+            j = rng.randrange(n - 1)
+            batons[j + (j >= i)].release()
+
+    with _threads._on_one_cpu():
+        threads = [threading.Thread(target=relay, args=(i,)) for i in range(n)]
+        for thread in threads:
+            thread.start()
+        started = time.perf_counter()
+        batons[0].release()
+        done.acquire()
+        seconds = time.perf_counter() - started
+        stop[0] = True
+        for baton in batons:  # every thread sleeps on its own, or has returned holding it
+            baton.release()
+        for thread in threads:
+            thread.join()
+    return seconds / hops * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--schedules", type=int, default=200, help="thread-schedules per row")
@@ -65,7 +108,7 @@ def main() -> None:
         setattr(_threads._Schedule, name, timed(spent, name, getattr(_threads._Schedule, name)))
     print(f"Python {platform.python_version()}, backend {_threads.BACKEND}, {sys.platform}")
     print(f"{'threads':>7} {'steps/schedule':>15} {'steps/s':>9} {'ms/schedule':>12} "
-          f"{'start ms':>9} {'steps ms':>9}")  # fmt: skip
+          f"{'start ms':>9} {'steps ms':>9} {'bare hop us':>12} {'step/hop':>9}")  # fmt: skip
     for n in (2, 10, 100):
         spent.clear()
         runs = max(2, args.schedules // n)
@@ -80,9 +123,11 @@ def main() -> None:
                 raise SystemExit(f"a correct program failed: {outcome.message}")
             steps += scheduler.steps
         seconds = time.perf_counter() - started
+        hop = bare_hop(n)
         print(
             f"{n:>7} {steps / runs:>15,.0f} {steps / seconds:>9,.0f} {seconds / runs * 1e3:>12.1f} "
-            f"{spent['start'] / runs * 1e3:>9.1f} {spent['go'] / runs * 1e3:>9.1f}"
+            f"{spent['start'] / runs * 1e3:>9.1f} {spent['go'] / runs * 1e3:>9.1f} "
+            f"{hop:>12.1f} {seconds / steps * 1e6 / hop:>9.1f}"
         )
 
 
