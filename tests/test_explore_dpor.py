@@ -262,7 +262,7 @@ def test_the_step_index_finds_exactly_the_steps_the_pairwise_rule_calls_dependen
     rng = random.Random(7)
     checked = 0
     for _ in range(300):
-        index, steps = _Index(), []
+        index, steps = _Index(), list[tuple[int, Footprint]]()
         for i in range(rng.randint(1, 12)):
             step = random_footprint(rng)
             if step.empty():
