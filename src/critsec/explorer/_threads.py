@@ -182,14 +182,23 @@ def _on_one_cpu() -> Iterator[None]:
     every schedule, so the operating system's placement still decides. (A
     process a task starts inherits the one CPU; the caller gets its own set
     back when the schedule ends.)"""
+    before = _pin_to_this_cpu()
+    try:
+        yield
+    finally:
+        if before is not None:
+            os.sched_setaffinity(0, before)
+
+
+def _pin_to_this_cpu() -> set[int] | None:
+    """Pin the calling thread to the CPU it runs on. The CPUs it had, or
+    None if nothing changed: not Linux, one CPU, or refused (a sandbox)."""
     try:
         allowed = os.sched_getaffinity(0)
     except (AttributeError, OSError):  # not Linux
-        yield
-        return
+        return None
     if len(allowed) < 2:
-        yield
-        return
+        return None
     try:
         with open("/proc/thread-self/stat") as stat:
             cpu = int(stat.read().rsplit(")", 1)[1].split()[36])  # field 39, "processor"
@@ -197,13 +206,9 @@ def _on_one_cpu() -> Iterator[None]:
         cpu = min(allowed)
     try:
         os.sched_setaffinity(0, {cpu} if cpu in allowed else {min(allowed)})
-    except OSError:  # refused (a sandbox): run as before
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, allowed)
+    except OSError:
+        return None
+    return allowed
 
 
 # -- one task ---------------------------------------------------------------------------
