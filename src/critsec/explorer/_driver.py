@@ -23,7 +23,14 @@ from .._task import function_name, unique_names
 from ._scheduler import Scheduler
 from ._trace import Recorder
 
-__all__ = ["Driver", "RunOutcome", "ScheduleStalled", "describe_exception", "task_names"]
+__all__ = [
+    "Driver",
+    "RunOutcome",
+    "ScheduleStalled",
+    "describe_exception",
+    "task_names",
+    "task_roles",
+]
 
 #: The kinds of failure a schedule can end in.
 FAILURE_KINDS = ("invariant", "exception", "deadlock", "livelock")
@@ -53,6 +60,20 @@ def task_names(tasks: Sequence[Callable[..., Any]]) -> tuple[str, ...]:
     """The names tasks have in traces: the names ``Runtime.run`` gives them
     too (their function names, ``bump#1``, ``bump#2`` where several share one)."""
     return tuple(unique_names([function_name(t) for t in tasks]))
+
+
+def task_roles(tasks: Sequence[Callable[..., Any]]) -> tuple[int, ...]:
+    """Each task's role: the index of the first task that is the same
+    callable (``[writer] * 100 + [reader]``: a hundred 0s, then 100). Tasks
+    of one role are interchangeable, which PCT makes use of."""
+    first: dict[object, int] = {}
+    roles = []
+    for index, task in enumerate(tasks):
+        try:
+            roles.append(first.setdefault(task, index))
+        except TypeError:  # unhashable: a role of its own
+            roles.append(index)
+    return tuple(roles)
 
 
 _EXPLORER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._task import common_kind
-from ._driver import Driver, RunOutcome, task_names
+from ._driver import Driver, RunOutcome, task_names, task_roles
 from ._exits import ProcessExitsRefused
 from ._scheduler import (
     ReplayStrategy,
@@ -131,6 +131,7 @@ def _search(
         raise ValueError("explore needs at least one task")
     driver = _driver(common_kind(tasks), granularity, include)
     strategy = strategy_for(driver)
+    strategy.cast(task_roles(tasks))
     names = task_names(tasks)
     rng = random.Random(seed)
     started = time.monotonic()
