@@ -31,7 +31,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from critsec.explorer import _threads
+from critsec.explorer import _launch, _threads
 from critsec.explorer._scheduler import RandomStrategy, Scheduler
 from critsec.explorer._trace import Recorder
 
@@ -83,7 +83,7 @@ def bare_hop(n: int, hops: int = 4000) -> float:
             j = rng.randrange(n - 1)
             batons[j + (j >= i)].release()
 
-    with _threads._on_one_cpu():
+    with _launch.on_one_cpu():
         threads = [threading.Thread(target=relay, args=(i,)) for i in range(n)]
         for thread in threads:
             thread.start()

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from critsec.explorer import _footprints, _threads, explore
+from critsec.explorer import _footprints, _steps, explore
 
 this = sys.modules[__name__]
 shared: Any = None
@@ -346,7 +346,7 @@ def footprints(
         return states[-1]
 
     with monkeypatch.context() as patch:
-        patch.setattr(_threads, "footprint", spy)
+        patch.setattr(_steps, "footprint", spy)
         explore(setup, tasks, lambda s: True, strategy="dfs", max_schedules=1)
     return states[0], said
 

@@ -725,7 +725,7 @@ def note_cpus(s: dict[str, set[int]]) -> None:
 )
 def test_a_schedule_runs_its_threads_on_one_cpu_and_gives_the_caller_its_cpus_back() -> None:
     # One task runs at a time: on one CPU a hand-off skips the cross-CPU
-    # wake-up (see _threads._on_one_cpu).
+    # wake-up (see _launch.on_one_cpu).
     before = os.sched_getaffinity(0)
     seen: list[dict[str, set[int]]] = []
 

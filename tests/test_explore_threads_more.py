@@ -85,7 +85,7 @@ def test_no_free_monitoring_tool_id_is_an_error_that_says_who_uses_them() -> Non
 
 
 def test_task_threads_start_together_and_are_ordinary_threads() -> None:
-    from critsec.explorer._threads import _start_all
+    from critsec.explorer._launch import start_all
 
     gate = threading.Event()
     seen: list[tuple[str, bool]] = []
@@ -96,7 +96,7 @@ def test_task_threads_start_together_and_are_ordinary_threads() -> None:
         gate.wait()
 
     threads = [threading.Thread(target=body, name=f"t{i}", daemon=True) for i in range(20)]
-    _start_all(threads)
+    start_all(threads)
     # Up, as after start() on each: started, alive, known to threading.
     assert all(t.is_alive() and t.ident is not None for t in threads)
     assert all(t in threading.enumerate() for t in threads)

@@ -17,7 +17,10 @@ One idea per module:
   ``_usercode`` (whose code is switched inside), ``_exits`` (a task that
   would end the process); the threads driver's own: ``_backends``
   (settrace or sys.monitoring), ``_points`` (which instructions are
-  switch points), ``_patches`` (controlled locks, conditions, queues);
+  switch points), ``_steps`` (what a task's next instruction means: a
+  switch, a loop's round, a read or write, a footprint), ``_launch``
+  (starting the task threads at once, on one CPU), ``_patches``
+  (controlled locks, conditions, queues);
 * what a step touched: ``_access`` (an instruction's shared read or
   write), ``_footprints`` (its places, for the reduction), ``_recording``
   (the trace's reads and writes, for every driver);

@@ -3,7 +3,7 @@
 A backend only *finds* the moments a task thread of a schedule is about to
 run an instruction (or a line) of the user's code, and the calls into the
 library that the trace wants to see; what happens there -- a decision, a
-switch, a trace event -- is the schedule's (:mod:`._threads`). Two
+switch, a trace event -- is :mod:`._steps`' and the schedule's. Two
 backends, one interface: :class:`Tracer` (``sys.settrace`` opcode events,
 every Python; installed by each task thread) and :class:`Monitoring`
 (``sys.monitoring`` instruction events, 3.12+, process-wide, switched on per
@@ -30,26 +30,27 @@ class Tracer:
     """The ``sys.settrace`` functions of one task thread."""
 
     def __init__(self, schedule: _Schedule, task: _Task) -> None:
-        self.schedule = schedule
+        self.steps = schedule.steps
+        self.step = schedule.steps.step
         self.task = task
-        self.opcodes = schedule.opcodes
+        self.opcodes = self.steps.opcodes
 
     def on_call(self, frame: types.FrameType, event: str, arg: Any) -> Any:
-        schedule, t = self.schedule, self.task
+        steps, t = self.steps, self.task
         code = frame.f_code
-        if code in schedule.quiet and schedule.accesses.expecting is None:
+        if code in steps.quiet and steps.accesses.expecting is None:
             # Most calls: settrace calls this for every Python frame a task
             # thread starts, the explorer's own bookkeeping's too (a lock's
             # acquire runs about fifteen), so the common answer comes first.
             return None
-        if schedule.info(code) is None:  # not the user's code: no switch points inside
-            if schedule.accesses.expects(code) or is_sync_api(code):
-                on_return = schedule.library_call(t, frame)
+        if steps.info(code) is None:  # not the user's code: no switch points inside
+            if steps.accesses.expects(code) or is_sync_api(code):
+                on_return = steps.library_call(t, frame)
                 if on_return is not None:
                     frame.f_trace_lines = False
                     return return_tracer(on_return)
             else:
-                schedule.quiet.add(code)
+                steps.quiet.add(code)
             return None
         if self.opcodes:
             # f_trace first: on 3.12+ setting f_trace_opcodes only instruments
@@ -61,9 +62,9 @@ class Tracer:
 
     def on_event(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         if event == "opcode":
-            self.schedule.step(self.task, frame, frame.f_lasti)
+            self.step(self.task, frame, frame.f_lasti)
         elif event == "line":
-            self.schedule.step(self.task, frame, -1)
+            self.step(self.task, frame, -1)
         return self.on_event
 
 
@@ -110,7 +111,8 @@ class Monitoring:
         # (code, task) -> what to do when that call returns.
         self.returns: dict[tuple[types.CodeType, int], Callable[[Any], None]] = {}
         events = _monitoring.events
-        self.step_event = events.INSTRUCTION if schedule.opcodes else events.LINE
+        self.steps = schedule.steps
+        self.step_event = events.INSTRUCTION if self.steps.opcodes else events.LINE
         self.tool = -1
 
     def __enter__(self) -> Monitoring:
@@ -134,7 +136,7 @@ class Monitoring:
             _disabled_under = self.schedule.driver.user_code
         m.register_callback(self.tool, events.PY_START, self.on_start)
         m.register_callback(self.tool, events.PY_RETURN, self.on_return)
-        if self.schedule.opcodes:
+        if self.steps.opcodes:
             m.register_callback(self.tool, events.INSTRUCTION, self.on_instruction)
         else:
             m.register_callback(self.tool, events.LINE, self.on_line)
@@ -158,17 +160,17 @@ class Monitoring:
         t = self._task()
         if t is None:
             return None
-        schedule = self.schedule
-        if schedule.info(code) is not None:
+        steps = self.steps
+        if steps.info(code) is not None:
             if code not in self.enabled:
                 self.enabled.add(code)
                 _monitoring.set_local_events(self.tool, code, self.step_event)
             return None
-        if not schedule.accesses.expects(code) and not is_sync_api(code):
+        if not steps.accesses.expects(code) and not is_sync_api(code):
             # Never interesting: stop the event for this code (until the
             # events are switched off at the end of the schedule).
             return _monitoring.DISABLE
-        on_return = schedule.library_call(t, sys._getframe(1))
+        on_return = steps.library_call(t, sys._getframe(1))
         if on_return is not None:
             self.returns[code, t.index] = on_return
             if code not in self.watched:
@@ -184,12 +186,12 @@ class Monitoring:
     def on_instruction(self, code: types.CodeType, offset: int) -> None:
         t = self._task()
         if t is not None:
-            self.schedule.step(t, sys._getframe(1), offset)
+            self.steps.step(t, sys._getframe(1), offset)
 
     def on_line(self, code: types.CodeType, line: int) -> None:
         t = self._task()
         if t is not None:
-            self.schedule.step(t, sys._getframe(1), -1)
+            self.steps.step(t, sys._getframe(1), -1)
 
 
 #: The ways to place switch points on this Python.

@@ -26,9 +26,9 @@ must wait tells the driver what it waits for; it is not runnable until
 that is ready. When no task is runnable and some are unfinished, the
 schedule ends in a deadlock, reported with who waits for what and where.
 
-Tracing and the trace. At each switch point, the per-code-object
-analysis of :mod:`._access` says whether the instruction reads or writes
-shared state -- a global, a closure variable, an attribute, a subscript --
+Tracing and the trace (:mod:`._steps`). At each switch point, the
+per-code-object analysis of :mod:`._access` says whether the instruction
+reads or writes shared state -- a global, a closure variable, an attribute, a subscript --
 and on which object; what that shows in the trace is decided by the
 recorder every driver shares (:mod:`._recording`): the value peeked
 without side effects, a write once it is there (at the thread's next
@@ -71,21 +71,18 @@ from __future__ import annotations
 
 import _thread
 import bisect
-import linecache
 import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from .._errors import Wait, deadlock_report
 from . import _patches
 from ._access import (
     MISSING,
-    Access,
-    evaluate,
 )
 from ._backends import BACKEND, BACKENDS, Monitoring, Tracer
 from ._clock import (
@@ -95,13 +92,14 @@ from ._clock import (
 from ._dpor import Footprint
 from ._driver import Driver, RunOutcome, ScheduleStalled, describe_exception, task_names
 from ._fairness import Rounds
-from ._footprints import footprint, stored_place, sync_places
+from ._footprints import sync_places
+from ._launch import on_one_cpu, start_all
 from ._patches import Abandoned, Control, StandIns, Waitable, Window
 from ._points import CodeInfo
-from ._recording import Accesses
 from ._scheduler import Scheduler
+from ._steps import Steps, where
 from ._trace import Event, Recorder
-from ._usercode import EXPLORE_DIR, default_user_code, generated
+from ._usercode import EXPLORE_DIR, default_user_code
 
 __all__ = ["BACKEND", "BACKENDS", "ThreadDriver"]
 
@@ -111,105 +109,6 @@ _allocate_baton = _thread.allocate_lock  # never the patched one
 #: ``_Schedule.go``): no step of a schedule takes that long unless a task
 #: blocks for real.
 STALL_SECONDS = 30.0
-
-# -- where a task is ---------------------------------------------------------------------
-
-
-def _where(frame: types.FrameType) -> tuple[str, str]:
-    filename, line = frame.f_code.co_filename, frame.f_lineno or 0
-    return f"{os.path.basename(filename)}:{line}", linecache.getline(filename, line).strip()
-
-
-# -- starting the task threads -------------------------------------------------------------
-
-
-class _NoWait:
-    """Stands in for a ``Thread``'s ``_started`` event while its ``start()``
-    runs: ``wait`` returns at once, ``set`` (by the new thread, whenever it
-    gets there) reaches the real event."""
-
-    __slots__ = ("real",)
-
-    def __init__(self, real: threading.Event) -> None:
-        self.real = real
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return True
-
-    def set(self) -> None:
-        self.real.set()
-
-    def is_set(self) -> bool:
-        return self.real.is_set()
-
-
-def _start_all(threads: list[threading.Thread]) -> None:
-    """Start ``threads`` and return once every one is up, as calling
-    ``start()`` on each would -- but without waiting for each in turn:
-    ``Thread.start`` waits on the thread's ``_started`` event until the new
-    thread got the GIL. On 2 busy cores 101 threads took 52 ms (3.11) and
-    80 ms (3.13) that way, and 4.3 ms launched together (medians of 15);
-    on a quiet machine, explore_speed's 100-thread start went from 17.7 to
-    11.5 ms (3.11) and from 12.1 to 10.1 ms (3.13). CPython 3.11-3.13 all
-    wait on ``_started``; a thread without one gets a plain ``start()``."""
-    waiting = []
-    for thread in threads:
-        real = getattr(thread, "_started", None)
-        if not isinstance(real, threading.Event):
-            thread.start()
-            continue
-        thread._started = _NoWait(real)  # type: ignore[attr-defined]
-        try:
-            thread.start()
-        finally:
-            thread._started = real  # type: ignore[attr-defined]
-        waiting.append(real)
-    for event in waiting:
-        event.wait()
-
-
-@contextmanager
-def _on_one_cpu() -> Iterator[None]:
-    """Run the calling thread, and the threads it starts meanwhile, on the
-    CPU it runs on now (Linux; elsewhere, or with one CPU, nothing changes).
-
-    One task thread runs at a time, so a second CPU adds no parallelism,
-    only cost: each hand-off of the baton to a thread asleep on the other
-    CPU pays a cross-CPU wake-up. On one CPU a hand-off costs 7-12 us
-    instead of 20-37 us (2 and 101 threads, a bare ``_thread`` lock relay);
-    ``explore_speed.py``'s rows ran about 1.5-2x the steps per second (see
-    ``benchmarks/README.md``). The CPU is the current one, read afresh for
-    every schedule, so the operating system's placement still decides. (A
-    process a task starts inherits the one CPU; the caller gets its own set
-    back when the schedule ends.)"""
-    before = _pin_to_this_cpu()
-    try:
-        yield
-    finally:
-        if before is not None:
-            os.sched_setaffinity(0, before)
-
-
-def _pin_to_this_cpu() -> set[int] | None:
-    """Pin the calling thread to the CPU it runs on. The CPUs it had, or
-    None if nothing changed: not Linux, one CPU, or refused (a sandbox)."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except (AttributeError, OSError):  # not Linux
-        return None
-    if len(allowed) < 2:
-        return None
-    try:
-        with open("/proc/thread-self/stat") as stat:
-            cpu = int(stat.read().rsplit(")", 1)[1].split()[36])  # field 39, "processor"
-    except (OSError, ValueError, IndexError):
-        cpu = min(allowed)
-    try:
-        os.sched_setaffinity(0, {cpu} if cpu in allowed else {min(allowed)})
-    except OSError:
-        return None
-    return allowed
-
 
 # -- one task ---------------------------------------------------------------------------
 
@@ -236,7 +135,7 @@ class _Task:
         # What its steps loaded, called, iterated (see _footprints.footprint).
         self.memo: dict[tuple[int, Any], Any] = {}
         # The step of a store under way, and the one place it stores into:
-        # what it stored goes on its footprint once it ran (see _settle).
+        # what it stored goes on its footprint once it ran (see Steps.settle).
         self.storing: tuple[Footprint, Hashable] | None = None
 
 
@@ -244,7 +143,10 @@ class _Task:
 
 
 class _Schedule(Control):
-    """The mechanics of one schedule: batons, the runnable set, events.
+    """The mechanics of one schedule: batons, the runnable set, events, and
+    the controlled primitives' :class:`~._patches.Control`. What each
+    instruction of a task means (a switch point, a read, a footprint) is
+    :class:`~._steps.Steps`'; it calls :meth:`switch` and :meth:`event`.
 
     Methods marked "task thread" run on the task that holds the baton;
     the others on the thread that called ``ThreadDriver.run``.
@@ -282,19 +184,12 @@ class _Schedule(Control):
         self.haste = False  # abandoned without waiting for each thread
         self.clock = VirtualClock()  # time.monotonic and sleeps of the tasks (_patches)
         self.labels: dict[str, int] = {}
-        # What the tasks read and write, for the trace (its names too).
-        self.accesses = Accesses(self._emit, self._users)
-        self.names, self.repr = self.accesses.names, self.accesses.repr
-        self.codes: dict[types.CodeType, CodeInfo | None] = driver._codes
-        self.quiet = driver._quiet
-        self.opcodes = driver.granularity == "opcode"
         self.backend: Monitoring | None = None  # None: sys.settrace
         self.rounds = Rounds(scheduler, lambda task: self.tasks[task].name)
-        #: Whether steps are described to the scheduler (``dfs`` reduces).
-        self.reducing = scheduler.trail is not None
-
-    def _users(self, code: types.CodeType) -> bool:
-        return self.info(code) is not None
+        #: What each instruction the tasks run means: switch point, access,
+        #: footprint (the backend calls it).
+        self.steps = Steps(self)
+        self.info = self.steps.info
 
     # -- Control (called by the controlled primitives) --------------------------------
 
@@ -330,9 +225,9 @@ class _Schedule(Control):
             return
         frame = self._caller_frame()
         if frame is not None:
-            where, source = _where(frame)
+            at, source = where(frame)
             self.tasks[me].round.append((kind, text))
-            self.recorder.record(Event(me, kind, text, where, source, location))
+            self.recorder.record(Event(me, kind, text, at, source, location))
 
     def block(self, task: int, waitable: Waitable, deadline: float | None) -> bool:
         """Task thread: wait for ``waitable`` as a scheduler decision."""
@@ -343,22 +238,22 @@ class _Schedule(Control):
         self.free.remove(t.index)
         self.waiters[t.index] = t
         frame, api = self._user_frame()
-        t.blocked_at = _where(frame) if frame is not None else ("", "")
+        t.blocked_at = where(frame) if frame is not None else ("", "")
         t.blocked_in = ""
         if api is not None and not api.f_code.co_filename.startswith(EXPLORE_DIR):
             obj = api.f_locals.get("self", MISSING)
-            owner = "" if obj is MISSING else f"{self.names.of(obj)}."
+            owner = "" if obj is MISSING else f"{self.steps.names.of(obj)}."
             t.blocked_in = f" (in {owner}{api.f_code.co_name})"
         what = waitable.describe() + t.blocked_in
-        self._event(t, "block", f"waits for {what}", t.blocked_at)
+        self.event(t, "block", f"waits for {what}", t.blocked_at)
         self.rounds.progressed(t.index)  # waiting by blocking, not by spinning
         try:
-            self._switch(t)
+            self.switch(t)
         finally:
             t.waiting = None
             del self.waiters[t.index]
             bisect.insort(self.free, t.index)
-        if self.reducing and isinstance(waitable, _patches.Lock | _patches.RLock):
+        if self.steps.reducing and isinstance(waitable, _patches.Lock | _patches.RLock):
             condition = waitable._waiter_of
             if condition is not None:
                 # Woken by a notify, in Condition.wait: this step takes its
@@ -371,25 +266,14 @@ class _Schedule(Control):
                 # Woken in a lock the user's code takes itself: this step takes it.
                 self.scheduler.declare(writes=[("obj", id(waitable))])
         if waitable.ready():
-            self._event(t, "wake", "wakes", t.blocked_at)
+            self.event(t, "wake", "wakes", t.blocked_at)
             return True
         assert deadline is not None  # only a timed wait is runnable while not ready
         self.clock.advance_to(deadline)
-        self._event(t, "wake", f"times out waiting for {what}", t.blocked_at)
+        self.event(t, "wake", f"times out waiting for {what}", t.blocked_at)
         return False
 
     # -- frames -------------------------------------------------------------------------
-
-    def info(self, code: types.CodeType) -> CodeInfo | None:
-        """The analysis of ``code``, or None when it is not the user's."""
-        try:
-            return self.codes[code]
-        except KeyError:
-            pass
-        user = self.driver.user_code(code.co_filename) and not generated(code)
-        info = CodeInfo() if user else None
-        self.codes[code] = info
-        return info
 
     def _caller_frame(self) -> types.FrameType | None:
         """The frame that called into the primitives (skipping this package's
@@ -411,7 +295,7 @@ class _Schedule(Control):
             called, frame = frame, frame.f_back
         return frame, called
 
-    def _event(self, t: _Task, kind: str, text: str, at: tuple[str, str], **fields: Any) -> None:
+    def event(self, t: _Task, kind: str, text: str, at: tuple[str, str], **fields: Any) -> None:
         if not self.aborting:
             t.round.append((kind, text))
             self.recorder.record(Event(t.index, kind, text, at[0], at[1], **fields))
@@ -452,7 +336,7 @@ class _Schedule(Control):
             self.last = nxt
             self.tasks[nxt].baton.release()
 
-    def _switch(self, t: _Task, forced: bool = False) -> None:
+    def switch(self, t: _Task, forced: bool = False) -> None:
         """Task thread, at a switch point: let the scheduler pick; if another
         task (or the driver) is picked, sleep until ``t`` is picked again.
         ``forced``: ``t`` goes on (unless the schedule is over); a step is
@@ -467,161 +351,6 @@ class _Schedule(Control):
         if t.abandoned:
             raise Abandoned
 
-    def step(self, t: _Task, frame: types.FrameType, offset: int) -> None:
-        """Task thread: before the instruction at ``offset`` of ``frame``
-        (or a line start, at line granularity, with offset -1)."""
-        if self.accesses.pending is not None or self.accesses.expecting is not None:
-            self._settle(t)
-        t.storing = None
-        if offset < 0:
-            if self._in_library_call(frame):
-                return
-            self._switch(t)
-            self._event(t, "line", _where(frame)[1], _where(frame))
-            return
-        info = self.codes.get(frame.f_code)
-        if info is None:
-            return
-        accesses = info.accesses if info.accesses is not None else info.fill(frame.f_code)
-        if (offset in info.points or offset in info.heads) and self._in_library_call(frame):
-            # The user's code called back by a library: part of the library
-            # call's step, which may then do anything.
-            if self.reducing:
-                self.scheduler.declare_opaque()
-            return
-        if offset in info.heads:
-            self._round(t, frame, offset, info.heads[offset], offset in info.points)
-        elif offset in info.points:
-            self._switch(t)
-        if offset not in info.points:
-            return
-        access = accesses.get(offset)
-        if self.reducing:
-            opname, argrepr = info.points[offset]
-            operands = info.operands.get(offset)
-            touched = footprint(frame, opname, argrepr, access, operands, t.memo, self._users)
-            if touched is not None:
-                self.scheduler.declare(*touched)
-                if access is not None and access.kind == "write" and len(touched[1]) == 1:
-                    t.storing = (self.scheduler.trail[-1], next(iter(touched[1])))  # type: ignore[index]
-        if access is not None:
-            try:
-                self._access(t, frame, access)
-            except _patches.UncontrolledPrimitive:
-                raise  # into the task: a primitive the explorer cannot schedule
-            except Exception:  # the trace is a courtesy: never break the program
-                pass
-
-    def _in_library_call(self, frame: types.FrameType) -> bool:
-        """Whether the user's code in ``frame`` runs inside a call into a
-        library -- called back by it: a ``functools.cached_property`` getter,
-        a ``logging.Formatter`` subclass, a ``contextmanager`` body. A library
-        call is one step, callbacks included: a switch there could leave
-        the library's own lock held (3.11's cached_property holds a real
-        ``RLock`` around the getter) while another task blocks on it for
-        real, which no schedule can undo."""
-        caller = frame.f_back
-        while caller is not None:
-            code = caller.f_code
-            if code.co_filename.startswith(EXPLORE_DIR):
-                return False  # the task's start, or a controlled primitive
-            if self.info(code) is None:
-                return True
-            caller = caller.f_back
-        return False
-
-    def _round(self, t: _Task, frame: types.FrameType, offset: int, line: int, point: bool) -> None:
-        """Task thread, at a loop head (of the loop on ``line``; ``point``:
-        also a switch point): the task starts a round of a loop. If it
-        spins (:mod:`._fairness`), the scheduler picks another task if it
-        can; the schedule may end there as a livelock."""
-        filename = frame.f_code.co_filename
-
-        def at() -> tuple[str, str]:
-            return f"{os.path.basename(filename)}:{line}", linecache.getline(filename, line).strip()
-
-        events, t.round = t.round, []
-        outcome = self.rounds.went_round(
-            t.index, (frame.f_code, offset), frame.f_locals.values(), events, at
-        )
-        if t.index not in self.rounds.spinning:
-            self._switch(t, forced=not point)  # a step either way: see CodeInfo.heads
-            return
-        if outcome is not None and self.outcome is None:
-            self.outcome = outcome
-        self._switch(t)  # the scheduler picks another task if it can
-
-    # -- reads and writes --------------------------------------------------------------------
-
-    def _access(self, t: _Task, frame: types.FrameType, access: Access) -> None:
-        # A primitive the explorer cannot schedule raises into the task.
-        if access.what == "with":
-            _patches.check_controlled(evaluate(access.obj, frame))
-            return
-        obj = self.accesses.before(t.index, frame, access)
-        if access.what == "attr" and obj is not MISSING:
-            _patches.check_controlled(obj)
-
-    def _emit(
-        self, task: int, kind: str, text: str, filename: str, line: int, location: str, shown: str
-    ) -> None:
-        at = (f"{os.path.basename(filename)}:{line}", linecache.getline(filename, line).strip())
-        self._event(self.tasks[task], kind, text, at, location=location, value=shown)
-
-    def _settle(self, t: _Task) -> None:
-        """``t`` went on: a store it made is recorded, and what it stored
-        goes on the footprint of its step (see ``_dpor.Footprint.values``)."""
-        store = self.accesses.settle()
-        if store is not None and t.storing is not None:
-            step, place = t.storing
-            access, obj, value = store
-            if stored_place(access, obj) == place:
-                step.values = {place: value}
-        t.storing = None
-
-    def library_call(self, t: _Task, frame: types.FrameType) -> Callable[[Any], None] | None:
-        """Task thread, when a library function starts in ``frame``: a
-        property accessor whose value the trace waits for, or a
-        synchronisation API (``Queue.put``, ``Event.wait``) called by the
-        user's code. Records what is known now; returns what records the
-        result when it is known (the function returns), if anything."""
-        if self.accesses.expects(frame.f_code):
-            return self.accesses.property_call(frame)
-        caller = frame.f_back
-        if caller is None or self.info(caller.f_code) is None:
-            return None  # called by the library itself: its own business
-        code = frame.f_code
-        name = code.co_name
-        if name.startswith("_") and name not in ("__enter__", "__exit__"):
-            return None
-        obj = frame.f_locals.get("self", MISSING)
-        if obj is MISSING:
-            return None
-        who = getattr(obj, "_label", None) or self.names.of(obj)
-        at = _where(caller)
-        if name == "__enter__":
-            # Shown once acquired (after any wait), like a lock's acquire.
-            def on_enter(value: Any) -> None:
-                self._event(t, "acquire", f"acquire {who}", at, location=who)
-
-            return on_enter
-        if name == "__exit__":
-            self._event(t, "release", f"release {who}", at, location=who)
-            return None
-        if name in ("get", "get_nowait"):
-            # Shown when it returns, with what it got (after any wait).
-            def on_return(value: Any) -> None:
-                self._event(
-                    t, "call", f"{who}.{name}() ➜ {self.repr.repr(value)}", at, location=who
-                )
-
-            return on_return
-        argument = ""
-        if code.co_argcount >= 2 and name in ("put", "put_nowait", "add"):
-            argument = self.repr.repr(frame.f_locals.get(code.co_varnames[1]))
-        self._event(t, "call", f"{who}.{name}({argument})", at, location=who)
-        return None
-
     def thread_main(self, t: _Task) -> None:
         self.by_ident[threading.get_ident()] = t
         t.baton.acquire()  # the first grant
@@ -629,9 +358,9 @@ class _Schedule(Control):
             if t.abandoned:
                 return
             if (
-                self.reducing
+                self.steps.reducing
                 and isinstance(t.fn, types.FunctionType)
-                and self._users(t.fn.__code__)
+                and self.steps.users(t.fn.__code__)
             ):
                 # Its first step: the call of the user's function, up to its
                 # first switch point (a library's function would be opaque).
@@ -643,8 +372,8 @@ class _Schedule(Control):
             finally:
                 if self.backend is None:
                     sys.settrace(None)
-            self._settle(t)
-            self._event(t, "return", "returns", ("", ""))
+            self.steps.settle(t)
+            self.event(t, "return", "returns", ("", ""))
         except Abandoned:
             pass
         except BaseException as exc:  # a task's failure is the schedule's outcome
@@ -652,8 +381,8 @@ class _Schedule(Control):
                 line, detail = describe_exception(exc)
                 tb = exc.__traceback__
                 frames = [f for f, _ in _walk_tb(tb) if self.info(f.f_code) is not None]
-                at = _where(frames[-1]) if frames else ("", "")
-                self._event(t, "raise", line, at, detail=detail)
+                at = where(frames[-1]) if frames else ("", "")
+                self.event(t, "raise", line, at, detail=detail)
                 self.outcome = RunOutcome("exception", line, detail, t.index)
         finally:
             t.finished = True
@@ -669,12 +398,12 @@ class _Schedule(Control):
         """Driver: start every task's thread, parked on its baton. They are
         launched without waiting for each to come up, then waited for
         together: ``Thread.start`` waits for every thread in turn, which
-        was half of what a 101-thread schedule cost (see _start_all)."""
+        was half of what a 101-thread schedule cost (see ``_launch.start_all``)."""
         for t in self.tasks:
             t.thread = threading.Thread(
                 target=self.thread_main, args=(t,), name=f"critsec-task-{t.name}", daemon=True
             )
-        _start_all([t.thread for t in self.tasks if t.thread is not None])
+        start_all([t.thread for t in self.tasks if t.thread is not None])
 
     def go(self) -> None:
         """Driver: run the schedule until every task finished, one failed, a
@@ -705,16 +434,16 @@ class _Schedule(Control):
         inner, user = frame, frame
         while user is not None and self.info(user.f_code) is None:
             user = user.f_back
-        where = ""
+        place = ""
         if user is not None:
-            at, source = _where(user)
-            where = f" at {at}: {source}"
+            at, source = where(user)
+            place = f" at {at}: {source}"
             if inner is not None and inner is not user:
                 code = inner.f_code
-                where += f" (in {code.co_qualname}, {os.path.basename(code.co_filename)})"
+                place += f" (in {code.co_qualname}, {os.path.basename(code.co_filename)})"
         who = f"task {t.name!r}" if t is not None else "the schedule"
         return ScheduleStalled(
-            f"{who} made no step for {seconds:.1f} s{where}: it blocks for real on something the "
+            f"{who} made no step for {seconds:.1f} s{place}: it blocks for real on something the "
             "explorer does not control (I/O; a lock or queue made before explore and kept in an "
             "object, not made in setup()), or runs one call for that long. The schedule was "
             "abandoned; a thread still blocked in that call ends when the call returns"
@@ -827,7 +556,7 @@ class ThreadDriver(Driver):
         ``setup`` and of the scheduler (``ExplorationLimit``,
         ``ReplayMismatch``) propagate once every task thread has ended."""
         Window.ensure_free()  # before starting threads that would be left behind
-        with _on_one_cpu():
+        with on_one_cpu():
             return self._run(_Schedule(self, tasks, scheduler, recorder), setup, invariant)
 
     def _run(
