@@ -154,7 +154,7 @@ class PCTStrategy(_Prioritised):
     reader second in priority once in 100 schedules and a change point in
     the first writer's few steps between its two stages a few times in
     1,000: SCTBench's TwoStage_100 took about 10,000 schedules; drawn by
-    role, a median of 46 (``benchmarks/README.md``). The other schedules
+    role, a median of 28 (``benchmarks/README.md``). The other schedules
     keep PCT's uniform draw and its probabilistic bound, at half the rate."""
 
     name = "pct"
@@ -185,10 +185,13 @@ class PCTStrategy(_Prioritised):
         self.depth = self.depths[self.schedule % len(self.depths)]
         self.schedule += 1
         self.step = 0
-        self.own_steps: dict[int, int] = {}
+        # Change points: at the k-th decision (drawn over tasks), or at a
+        # role's own j-th decision (over roles); ``fired`` ranks the latter.
+        self.change_points: dict[int, int] = {}
         self.role_points: set[tuple[int, int]] = set()
+        self.own_steps: dict[int, int] = {}
+        self.fired = 0
         if self.shared and self.schedule % 2 == 0:
-            self.change_points: dict[int, int] = {}
             self._draw_by_role(rng)
             return
         k = self.expected_steps
@@ -221,7 +224,6 @@ class PCTStrategy(_Prioritised):
         for _ in range(self.depth - 1):
             role = rng.choice(roles)
             self.role_points.add((role, rng.randint(1, self.role_steps.get(role, 1))))
-        self.fired = 0
 
     def _priority(self, task: int) -> float:
         if task not in self.priority:
