@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import functools
 import queue
+import random
 import sys
 import threading
 from collections.abc import Callable
 from heapq import heappush
 from typing import Any
 
+import pending_probe
 import pytest
 
 from critsec.explorer import _footprints, _steps, explore
+from critsec.explorer._scheduler import Scheduler
+from critsec.explorer._threads import ThreadDriver
+from critsec.explorer._trace import Recorder
+from critsec.explorer._usercode import default_user_code
 
 this = sys.modules[__name__]
 shared: Any = None
@@ -322,6 +328,27 @@ def test_the_reduction_cuts_schedules_overall() -> None:
     plain = sum(reached(name, False, bound)[1] for name, bound in CASES)
     reduced = sum(reached(name, True, bound)[1] for name, bound in CASES)
     assert reduced < plain / 2, (reduced, plain)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_what_a_waiting_task_will_touch_is_what_its_step_touches(name: str) -> None:
+    # Sleep sets keep a task asleep while the steps taken touch nothing of
+    # its next step, worked out while it waits (Steps.pending): it must be
+    # what the step touches when it runs, whatever ran in between.
+    # The checker runs on the task threads, inside the scheduler: its file
+    # must not be the user's code, or it would get switch points itself.
+    tasks, _ = PROGRAMS[name]
+    checker = pending_probe.__file__
+    driver = ThreadDriver(user_code=lambda f: default_user_code(f) and f != checker)
+    strategy, rng = pending_probe.PendingChecked(), random.Random(0)
+    for _ in range(200):
+        strategy.begin(rng)
+        scheduler = Scheduler(strategy)
+        driver.run(fresh, tasks, lambda s: True, scheduler, Recorder())
+        if not scheduler.choices or not strategy.end(scheduler.steps, scheduler.trail or ()):
+            break
+    assert strategy.compared > 0
+    assert not strategy.wrong, strategy.wrong[:3]
 
 
 # -- what each step is said to touch, one pattern at a time -------------------------------

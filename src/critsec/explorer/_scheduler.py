@@ -40,7 +40,7 @@ from __future__ import annotations
 import base64
 import random
 import zlib
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -98,6 +98,10 @@ class Strategy:
 
     def choose(self, runnable: Sequence[int], current: int | None) -> int:
         raise NotImplementedError
+
+    def observe(self, scheduler: Scheduler) -> None:
+        """The scheduler of the schedule about to run (if ``observes_steps``):
+        its ``trail``, and its ``pending`` steps."""
 
     def stepped(self, runnable: Sequence[int], current: int | None, choice: int) -> None:
         """Every step, forced moves too (if ``observes_steps``)."""
@@ -492,10 +496,16 @@ class Scheduler:
         #: What each step touched, for a strategy that reduces (else None):
         #: the driver describes the step under way (``declare``).
         self.trail: list[Footprint] | None = None
+        #: For a strategy that reduces, the driver may also say what a task
+        #: that waits at a switch point would touch in its next step (None:
+        #: it cannot say); partial-order reduction keeps such a task asleep
+        #: while the steps taken touch nothing of it (sleep sets).
+        self.pending: Callable[[int], Footprint | None] | None = None
         if strategy.observes_steps:
             from ._dpor import Footprint  # (which imports this module)
 
             self.trail, self._footprint = [], Footprint
+            strategy.observe(self)
 
     def spun(self, task: int) -> bool:
         """Driver: ``task`` spins (see above). True once it is a livelock."""

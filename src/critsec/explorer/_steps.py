@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _patches
 from ._access import MISSING, Access, evaluate
+from ._dpor import Footprint
 from ._footprints import footprint, stored_place
 from ._points import CodeInfo
 from ._recording import Accesses
@@ -98,10 +99,13 @@ class Steps:
             if self.reducing:
                 self.scheduler.declare_opaque()
             return
+        if self.reducing and offset in info.points:
+            t.at = (frame, offset)  # while it waits here: see pending()
         if offset in info.heads:
             self._round(t, frame, offset, info.heads[offset], offset in info.points)
         elif offset in info.points:
             self.switch(t)
+        t.at = None
         if offset not in info.points:
             return
         access = accesses.get(offset)
@@ -120,6 +124,32 @@ class Steps:
                 raise  # into the task: a primitive the explorer cannot schedule
             except Exception:  # the trace is a courtesy: never break the program
                 pass
+
+    def pending(self, task: int) -> Footprint | None:
+        """What ``task``, waiting for its turn, would touch in its next step
+        (``Scheduler.pending``, for sleep sets); None: anything. Worked out
+        as its step will be once it runs, from its frame and its own notes,
+        which do not change while it waits (a copy of the notes: working
+        it out writes some). A task that has not begun touches nothing
+        until its first switch point; one woken from a wait may touch
+        anything."""
+        t = self.schedule.tasks[task]
+        if t.at is None:
+            first = not t.begun and isinstance(t.fn, types.FunctionType)
+            return Footprint(opaque=False) if first and self.users(t.fn.__code__) else None
+        frame, offset = t.at
+        info = self.codes.get(frame.f_code)
+        if info is None or info.accesses is None:
+            return None
+        opname, argrepr = info.points[offset]
+        touched = footprint(
+            frame, opname, argrepr, info.accesses.get(offset), info.operands.get(offset),
+            dict(t.memo), self.users,
+        )  # fmt: skip
+        if touched is None:
+            return None
+        reads, writes, reads_all = touched
+        return Footprint(reads=set(reads), writes=set(writes), reads_all=reads_all, opaque=False)
 
     def _in_library_call(self, frame: types.FrameType) -> bool:
         """Whether the user's code in ``frame`` runs inside a call into a

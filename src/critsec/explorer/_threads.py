@@ -134,6 +134,10 @@ class _Task:
         self.round: list[tuple[str, str]] = []
         # What its steps loaded, called, iterated (see _footprints.footprint).
         self.memo: dict[tuple[int, Any], Any] = {}
+        self.begun = False  # it had its first grant
+        # Where it waits for its turn at a switch point of the user's code,
+        # when steps are described (see Steps.pending).
+        self.at: tuple[types.FrameType, int] | None = None
         # The step of a store under way, and the one place it stores into:
         # what it stored goes on its footprint once it ran (see Steps.settle).
         self.storing: tuple[Footprint, Hashable] | None = None
@@ -190,6 +194,8 @@ class _Schedule(Control):
         #: footprint (the backend calls it).
         self.steps = Steps(self)
         self.info = self.steps.info
+        if self.steps.reducing:
+            scheduler.pending = self.steps.pending
 
     # -- Control (called by the controlled primitives) --------------------------------
 
@@ -354,6 +360,7 @@ class _Schedule(Control):
     def thread_main(self, t: _Task) -> None:
         self.by_ident[threading.get_ident()] = t
         t.baton.acquire()  # the first grant
+        t.begun = True
         try:
             if t.abandoned:
                 return
