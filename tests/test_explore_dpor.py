@@ -73,26 +73,24 @@ def run_once(
         current = scheduler.branch(runnable, current)
         t = current
         op = program[t][at[t]]
+        said = next_footprint(op)  # what a waiting task's step was said to touch
+        if said is not None:
+            scheduler.declare(said.reads, said.writes, said.reads_all)
+            if said.values and scheduler.trail:  # what it stores is said
+                scheduler.trail[-1].values = said.values
         at[t] += 1
         kind = op[0]
         if kind == "r":
-            scheduler.declare(reads=[op[1]])
             seen[t].append(tuple(memory[cell] for cell in PARTS.get(op[1], [op[1]])))
         elif kind == "w":
-            scheduler.declare(writes=[op[1]])
             value = op[2] if len(op) > 2 else (t, at[t])
-            if len(op) > 2 and scheduler.trail:  # what it stores is said
-                scheduler.trail[-1].values = {op[1]: value}
             for cell in PARTS.get(op[1], [op[1]]):
                 memory[cell] = value
         elif kind == "acq":
-            scheduler.declare(writes=[("lock", op[1])])
             holder[op[1]] = t
         elif kind == "rel":
-            scheduler.declare(writes=[("lock", op[1])])
             del holder[op[1]]
         elif kind == "all":  # reads anything
-            scheduler.declare(reads_all=True)
             seen[t].append(tuple(memory.values()))
         else:  # "opaque": reads and writes everything, says nothing
             seen[t].append(tuple(memory.values()))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import _patches
 from ._access import MISSING, Access, evaluate
 from ._dpor import Footprint
-from ._footprints import footprint, stored_place
+from ._footprints import Memo, Touched, footprint, stored_place
 from ._points import CodeInfo
 from ._recording import Accesses
 from ._usercode import EXPLORE_DIR, generated
@@ -110,9 +110,7 @@ class Steps:
             return
         access = accesses.get(offset)
         if self.reducing:
-            opname, argrepr = info.points[offset]
-            operands = info.operands.get(offset)
-            touched = footprint(frame, opname, argrepr, access, operands, t.memo, self.users)
+            touched = self._touches(frame, offset, info, t.memo)
             if touched is not None:
                 self.scheduler.declare(*touched)
                 if access is not None and access.kind == "write" and len(touched[1]) == 1:
@@ -135,21 +133,31 @@ class Steps:
         anything."""
         t = self.schedule.tasks[task]
         if t.at is None:
-            first = not t.begun and isinstance(t.fn, types.FunctionType)
-            return Footprint(opaque=False) if first and self.users(t.fn.__code__) else None
+            quiet = not t.begun and self.starts_quietly(t.fn)
+            return Footprint(opaque=False) if quiet else None
         frame, offset = t.at
         info = self.codes.get(frame.f_code)
-        if info is None or info.accesses is None:
-            return None
-        opname, argrepr = info.points[offset]
-        touched = footprint(
-            frame, opname, argrepr, info.accesses.get(offset), info.operands.get(offset),
-            dict(t.memo), self.users,
-        )  # fmt: skip
+        touched = None if info is None else self._touches(frame, offset, info, dict(t.memo))
         if touched is None:
             return None
         reads, writes, reads_all = touched
         return Footprint(reads=set(reads), writes=set(writes), reads_all=reads_all, opaque=False)
+
+    def starts_quietly(self, fn: Callable[[Any], Any]) -> bool:
+        """Whether a task running ``fn`` touches nothing before its first
+        switch point: the call of the user's own function does not (a
+        library's function may do anything)."""
+        return isinstance(fn, types.FunctionType) and self.users(fn.__code__)
+
+    def _touches(self, frame: types.FrameType, offset: int, info: CodeInfo, memo: Memo) -> Touched:
+        """What the switch point at ``offset`` of ``frame`` may touch (see
+        :func:`~._footprints.footprint`; ``memo``: the task's notes)."""
+        accesses = info.accesses if info.accesses is not None else info.fill(frame.f_code)
+        opname, argrepr = info.points[offset]
+        return footprint(
+            frame, opname, argrepr, accesses.get(offset), info.operands.get(offset), memo,
+            self.users,
+        )  # fmt: skip
 
     def _in_library_call(self, frame: types.FrameType) -> bool:
         """Whether the user's code in ``frame`` runs inside a call into a

@@ -231,9 +231,7 @@ class _Schedule(Control):
             return
         frame = self._caller_frame()
         if frame is not None:
-            at, source = where(frame)
-            self.tasks[me].round.append((kind, text))
-            self.recorder.record(Event(me, kind, text, at, source, location))
+            self.event(self.tasks[me], kind, text, where(frame), location=location)
 
     def block(self, task: int, waitable: Waitable, deadline: float | None) -> bool:
         """Task thread: wait for ``waitable`` as a scheduler decision."""
@@ -364,11 +362,7 @@ class _Schedule(Control):
         try:
             if t.abandoned:
                 return
-            if (
-                self.steps.reducing
-                and isinstance(t.fn, types.FunctionType)
-                and self.steps.users(t.fn.__code__)
-            ):
+            if self.steps.reducing and self.steps.starts_quietly(t.fn):
                 # Its first step: the call of the user's function, up to its
                 # first switch point (a library's function would be opaque).
                 self.scheduler.declare()
